@@ -1,0 +1,115 @@
+/*
+ * The ActionCable wire protocol ("actioncable-v1-json"): decoding client commands and
+ * encoding server messages. See ../shared/notes/actioncable-protocol.md and
+ * docs/protocol.md.
+ *
+ * Pure: jansson for JSON, no I/O, no globals. Inputs are (pointer, length).
+ * Thread: any.
+ */
+#ifndef CABLE_PROTO_H
+#define CABLE_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "cable.h"
+#include "cable_frame.h"
+
+#define CABLE_PROTOCOL_V1_JSON "actioncable-v1-json"
+#define CABLE_PROTOCOL_UNSUPPORTED "actioncable-unsupported"
+
+/* ---- Client -> server ---------------------------------------------------------- */
+
+enum cable_cmd_kind {
+	CABLE_CMD_SUBSCRIBE,
+	CABLE_CMD_UNSUBSCRIBE,
+	CABLE_CMD_MESSAGE,
+	CABLE_CMD_UNKNOWN, /* a well-formed object with an unrecognised "command" */
+};
+
+/*
+ * A decoded command. `command`, `identifier` and `data` point into `root` (borrowed);
+ * they stay valid until cable_cmd_release. `identifier` is the identifier string
+ * exactly as the client sent it (after JSON unescaping of the outer document), so it
+ * can be echoed byte for byte. `data` is set only for CABLE_CMD_MESSAGE: the contents
+ * of the "data" string (itself JSON text, decoded later by the channel map).
+ */
+struct cable_cmd {
+	enum cable_cmd_kind kind;
+	const char *command;
+	size_t command_len;
+	const char *identifier;
+	size_t identifier_len;
+	const char *data;
+	size_t data_len;
+	json_t *root; /* owner of the strings above */
+};
+
+/*
+ * Decode one text frame. On success fills *out (release with cable_cmd_release).
+ * Errors (CABLE_EPROTO, err->text says which): not JSON (err->offset = byte
+ * position), not an object, "command" missing or not a string, "identifier" missing
+ * or not a string or empty (for subscribe/unsubscribe/message), "data" missing or not
+ * a string (for message). CABLE_ENOMEM on allocation failure.
+ */
+int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out,
+		       struct cable_error *err);
+
+/* Release what decode filled in. Accepts a zeroed struct. */
+void cable_cmd_release(struct cable_cmd *cmd);
+
+/* ---- Server -> client ---------------------------------------------------------- */
+/* Each encoder returns a new frame (refs = 1) or NULL on ENOMEM. */
+
+/* {"type":"welcome","sid":"<sid>"} */
+struct cable_frame *cable_proto_welcome(const char *sid);
+
+/* {"type":"ping","message":<unix seconds>} */
+struct cable_frame *cable_proto_ping(long long unix_seconds);
+
+/* {"identifier":"<id>","type":"confirm_subscription"} ; id echoed byte for byte */
+struct cable_frame *cable_proto_confirm(const char *id, size_t id_len);
+
+/* {"identifier":"<id>","type":"reject_subscription"} */
+struct cable_frame *cable_proto_reject(const char *id, size_t id_len);
+
+/* {"type":"disconnect","reason":"<reason>","reconnect":true|false} */
+struct cable_frame *cable_proto_disconnect(const char *reason, bool reconnect);
+
+/*
+ * JSON string literal for `s` (quotes included, escaped), malloc'd and NUL-terminated;
+ * *out_len gets its length. Used to encode an identifier once and splice it into many
+ * frames. NULL on ENOMEM or if s is not valid UTF-8.
+ */
+char *cable_proto_json_string(const char *s, size_t len, size_t *out_len);
+
+/*
+ * The "message" value that carries an MQTT payload, as JSON text (malloc'd,
+ * NUL-terminated, length in *out_len):
+ *   - a payload that is a valid JSON document (any JSON value) is used verbatim;
+ *   - otherwise, valid UTF-8 text becomes a JSON string;
+ *   - otherwise (binary) the result is CABLE_EINVAL: the caller decides (the plain
+ *     delivery mode drops such messages and counts them).
+ */
+int cable_proto_payload_value(const char *payload, size_t len, char **out, size_t *out_len);
+
+/*
+ * The envelope value for channels that ask for it:
+ *   {"topic":"<topic>","payload":<payload value>,"retain":false}
+ * and, for binary payloads, {"topic":...,"payload_base64":"...","retain":...}.
+ * malloc'd, NUL-terminated; CABLE_ENOMEM / CABLE_EINVAL (topic not UTF-8).
+ */
+int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *payload,
+			       size_t len, bool retain, char **out, size_t *out_len);
+
+/*
+ * A data message: {"identifier":<id_json>,"message":<value_json>}. Both arguments are
+ * already JSON text (from cable_proto_json_string and cable_proto_payload_value /
+ * cable_proto_envelope_value) and are spliced without re-encoding.
+ */
+struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
+					const char *value_json, size_t value_json_len);
+
+#endif
