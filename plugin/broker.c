@@ -1,1 +1,459 @@
-/* placeholder: being written */
+/*
+ * The broker adapter: what mosquitto loads with `plugin`.
+ *
+ * DESIGN. Two threads (see docs/architecture.md):
+ *   - the broker thread runs every function in this file. It alone calls mosquitto_*,
+ *     logging included;
+ *   - the gateway thread, inside mosquitto_cable_gateway.so, runs libwebsockets.
+ * They share two bounded queues (struct cable_link) and wake each other:
+ *   - broker -> gateway: MOSQ_EVT_MESSAGE copies each PUBLISH onto link.to_gateway;
+ *     the queue's wake hook calls the gateway's lws_cancel_service();
+ *   - gateway -> broker: the gateway pushes browser publishes and log lines onto
+ *     link.to_broker; the wake hook sends SIGRTMIN+k to the broker thread, whose no-op
+ *     handler interrupts epoll_wait, so MOSQ_EVT_TICK drains the queue within about a
+ *     millisecond instead of the broker's 100 ms poll.
+ * A browser publish is handed to mosquitto_broker_publish_copy and then pushed onto
+ * to_gateway, so browsers see it in the same order as device traffic (the broker
+ * never reports a plugin's own publishes as MOSQ_EVT_MESSAGE).
+ *
+ * State lives in one heap object passed to every callback as userdata; nothing here
+ * is global. per_listener_settings must be false (2.0.11 sends no TICK otherwise).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "cable.h"
+#include "cable_gateway.h"
+#include "cable_options.h"
+
+#define LOG_PREFIX "mosquitto-cable: "
+
+struct cable_plugin {
+	mosquitto_plugin_id_t *id;
+	struct cable_options opts;
+	struct cable_link link;
+	bool link_ready;
+	void *gw_handle;
+	const struct cable_gateway_api *gw_api;
+	struct cable_gateway *gw;
+	pthread_t broker_thread;
+	int wake_signo;
+	uint64_t reported_drops; /* to_gateway drops already logged */
+};
+
+/* ---- Waking ---------------------------------------------------------------------- */
+
+/* The handler only has to exist: its delivery interrupts the broker's epoll_wait. */
+static void wake_handler(int signo)
+{
+	(void)signo;
+}
+
+/* Gateway thread (to_broker's wake hook): interrupt the broker's epoll_wait. */
+static void wake_broker(void *arg)
+{
+	struct cable_plugin *p = arg;
+
+	pthread_kill(p->broker_thread, p->wake_signo);
+}
+
+/* Broker thread (to_gateway's wake hook). */
+static void wake_gateway(void *arg)
+{
+	struct cable_plugin *p = arg;
+
+	if (p->gw)
+		p->gw_api->wake(p->gw);
+}
+
+static int install_wake_signal(struct cable_plugin *p)
+{
+	struct sigaction sa;
+
+	p->wake_signo = SIGRTMIN + (int)p->opts.wake_signal;
+	if (p->wake_signo > SIGRTMAX) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_wake_signal: SIGRTMIN+%u is beyond SIGRTMAX",
+				     p->opts.wake_signal);
+		return MOSQ_ERR_INVAL;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = wake_handler;
+	sa.sa_flags = SA_RESTART; /* other blocking calls on the broker thread just resume */
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(p->wake_signo, &sa, NULL) != 0) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_wake_signal: sigaction: %s",
+				     strerror(errno));
+		return MOSQ_ERR_UNKNOWN;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* ---- Loading the gateway with its own libwebsockets ------------------------------ */
+
+/* The gateway's default location: next to this plugin. */
+static int gateway_path(char *buf, size_t len)
+{
+	Dl_info info;
+	const char *slash;
+
+	if (dladdr((void *)gateway_path, &info) == 0 || info.dli_fname == NULL)
+		return -1;
+	slash = strrchr(info.dli_fname, '/');
+	if (slash == NULL)
+		return snprintf(buf, len, "./mosquitto_cable_gateway.so") >= (int)len ? -1 : 0;
+	return snprintf(buf, len, "%.*s/mosquitto_cable_gateway.so", (int)(slash - info.dli_fname),
+			info.dli_fname) >= (int)len
+		       ? -1
+		       : 0;
+}
+
+/*
+ * Prove that every lws entry point the gateway uses lives in one shared object that
+ * is not the broker executable. Logs the finding; MOSQ_ERR_SUCCESS or an error.
+ */
+static int check_lws_copy(struct cable_plugin *p)
+{
+	void *addrs[32];
+	const char *names[32];
+	Dl_info info;
+	const char *first = NULL;
+	size_t i, n;
+
+	n = p->gw_api->lws_entry_points(addrs, names, CABLE_ARRAY_LEN(addrs));
+	for (i = 0; i < n; i++) {
+		if (dladdr(addrs[i], &info) == 0 || info.dli_fname == NULL) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "cannot locate %s; refusing to start",
+					     names[i]);
+			return MOSQ_ERR_UNKNOWN;
+		}
+		if (first == NULL)
+			first = info.dli_fname;
+		if (strcmp(first, info.dli_fname) != 0 || strstr(info.dli_fname, "libwebsockets") == NULL) {
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+					     LOG_PREFIX "libwebsockets is mixed: %s resolves to %s, %s to %s; "
+							"refusing to start (see docs/architecture.md)",
+					     names[0], first, names[i], info.dli_fname);
+			return MOSQ_ERR_UNKNOWN;
+		}
+	}
+	if (n == 0)
+		return MOSQ_ERR_UNKNOWN;
+	mosquitto_log_printf(MOSQ_LOG_INFO,
+			     LOG_PREFIX "libwebsockets %s from %s (%zu entry points checked, isolated "
+					"from the broker's own copy)",
+			     p->gw_api->lws_version(), first, n);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int load_gateway(struct cable_plugin *p)
+{
+	char path[4096];
+	const char *file = p->opts.gateway_path;
+	int mode = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+
+	if (file == NULL) {
+		if (gateway_path(path, sizeof(path)) != 0) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "cannot find my own path; set plugin_opt_gateway");
+			return MOSQ_ERR_UNKNOWN;
+		}
+		file = path;
+	}
+	/*
+	 * Under AddressSanitizer DEEPBIND would bind malloc past the ASan runtime; sanitizer
+	 * builds set CABLE_NO_DEEPBIND and run against a broker without its own lws.
+	 */
+	if (getenv("CABLE_NO_DEEPBIND"))
+		mode &= ~RTLD_DEEPBIND;
+	p->gw_handle = dlopen(file, mode);
+	if (p->gw_handle == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_gateway: cannot load '%s': %s", file,
+				     dlerror());
+		return MOSQ_ERR_UNKNOWN;
+	}
+	p->gw_api = dlsym(p->gw_handle, CABLE_GATEWAY_SYMBOL);
+	if (p->gw_api == NULL || p->gw_api->abi != CABLE_GATEWAY_ABI) {
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+				     LOG_PREFIX "plugin_opt_gateway: '%s' is not a gateway of this version", file);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	return check_lws_copy(p);
+}
+
+/* ---- Broker callbacks (broker thread) ---------------------------------------------- */
+
+/*
+ * Every PUBLISH the broker receives from a client or bridge. Copy it for the gateway;
+ * never block and never fail (any error return would disconnect the device).
+ */
+static int on_message(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_message *ev = event_data;
+	struct cable_plugin *p = userdata;
+	struct cable_msg *m;
+
+	(void)event;
+	m = cable_msg_new(CABLE_MSG_PUBLISH, ev->topic, strlen(ev->topic), ev->payload,
+			  ev->payloadlen);
+	if (m == NULL)
+		return MOSQ_ERR_SUCCESS; /* counted as a drop by the missing delivery; nothing else to do */
+	m->qos = ev->qos;
+	m->retain = ev->retain;
+	if (cable_queue_push(&p->link.to_gateway, m, false) != CABLE_OK)
+		cable_msg_free(m);
+	return MOSQ_ERR_SUCCESS;
+}
+
+static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
+{
+	int rc;
+
+	rc = mosquitto_broker_publish_copy(NULL, m->topic, (int)m->payload_len, m->payload, m->qos,
+					   m->retain, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "publish to '%s' failed: %s", m->topic,
+				     mosquitto_strerror(rc));
+		cable_msg_free(m);
+		return;
+	}
+	/* Local fan-out, in the broker's order (see DESIGN). */
+	m->local = true;
+	if (cable_queue_push(&p->link.to_gateway, m, false) != CABLE_OK)
+		cable_msg_free(m);
+}
+
+static void report_drops(struct cable_plugin *p)
+{
+	uint64_t dropped;
+
+	cable_queue_stats(&p->link.to_gateway, NULL, &dropped);
+	if (dropped != p->reported_drops) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+				     LOG_PREFIX "%llu messages for browsers dropped: the gateway queue is full "
+						"(plugin_opt_queue_messages / plugin_opt_queue_bytes)",
+				     (unsigned long long)(dropped - p->reported_drops));
+		p->reported_drops = dropped;
+	}
+}
+
+/* Drain what the gateway sent: publishes and log lines. */
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	struct cable_plugin *p = userdata;
+	struct cable_msg *m, *next;
+	bool was_waiting = false;
+
+	(void)event;
+	(void)event_data;
+	p->link.ticks++;
+	m = cable_queue_take_all(&p->link.to_broker, &was_waiting);
+	for (; m; m = next) {
+		next = m->next;
+		switch (m->kind) {
+		case CABLE_MSG_PUBLISH:
+			publish_from_browser(p, m);
+			break;
+		case CABLE_MSG_LOG:
+			mosquitto_log_printf(m->level, LOG_PREFIX "%s", m->topic);
+			cable_msg_free(m);
+			break;
+		case CABLE_MSG_RULES:
+			cable_msg_free(m);
+			break;
+		}
+	}
+	/* The gateway paused browsers while the queue was full: there is room now. */
+	if (was_waiting)
+		wake_gateway(p);
+	report_drops(p);
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* SIGHUP: re-read the files; keep the old rules if the new ones are bad. */
+static int on_reload(int event, void *event_data, void *userdata)
+{
+	struct cable_plugin *p = userdata;
+	struct cable_rules *rules;
+	struct cable_msg *m;
+	char err[512];
+
+	(void)event;
+	(void)event_data;
+	rules = cable_rules_load(&p->opts, err, sizeof(err));
+	if (rules == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "reload failed, keeping the previous rules: %s",
+				     err);
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	m = cable_msg_new(CABLE_MSG_RULES, "", 0, NULL, 0);
+	if (m == NULL) {
+		cable_rules_free(rules);
+		return MOSQ_ERR_PLUGIN_DEFER;
+	}
+	m->ptr = rules;
+	cable_queue_push(&p->link.to_gateway, m, true);
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "reloaded %s%s%s", p->opts.channels_file,
+			     p->opts.jwt_secret_file ? " and " : "",
+			     p->opts.jwt_secret_file ? p->opts.jwt_secret_file : "");
+	/* Returning DEFER lets the broker run the other plugins' reload callbacks too. */
+	return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+static const struct {
+	int event;
+	MOSQ_FUNC_generic_callback cb;
+} callbacks[] = {
+	{MOSQ_EVT_MESSAGE, on_message},
+	{MOSQ_EVT_TICK, on_tick},
+	{MOSQ_EVT_RELOAD, on_reload},
+};
+
+/* ---- Plugin entry points (broker thread) ------------------------------------------- */
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions);
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
+			  struct mosquitto_opt *opts, int opt_count);
+int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count);
+
+__attribute__((visibility("default"))) int mosquitto_plugin_version(int supported_version_count,
+								   const int *supported_versions)
+{
+	int i;
+
+	for (i = 0; i < supported_version_count; i++) {
+		if (supported_versions[i] == 5)
+			return 5;
+	}
+	return -1;
+}
+
+static void teardown(struct cable_plugin *p)
+{
+	size_t i;
+
+	if (p->id) {
+		for (i = 0; i < CABLE_ARRAY_LEN(callbacks); i++)
+			mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].cb, NULL);
+	}
+	if (p->gw)
+		p->gw_api->stop(p->gw); /* joins the gateway thread */
+	p->gw = NULL;
+	if (p->link_ready) {
+		cable_queue_release(&p->link.to_gateway);
+		cable_queue_release(&p->link.to_broker);
+	}
+	if (p->gw_handle)
+		dlclose(p->gw_handle);
+	free(p);
+}
+
+__attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier,
+								void **user_data,
+								struct mosquitto_opt *opts,
+								int opt_count)
+{
+	struct cable_plugin *p;
+	struct cable_rules *rules;
+	char err[512];
+	size_t i;
+	int rc;
+
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return MOSQ_ERR_NOMEM;
+	p->broker_thread = pthread_self();
+
+	if (cable_options_parse(opts, opt_count, &p->opts, err, sizeof(err)) != CABLE_OK) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s", err);
+		free(p);
+		return MOSQ_ERR_INVAL;
+	}
+	/* jansson seeds its hash function lazily; do it once before a second thread exists. */
+	json_object_seed(0);
+
+	rules = cable_rules_load(&p->opts, err, sizeof(err));
+	if (rules == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s", err);
+		free(p);
+		return MOSQ_ERR_INVAL;
+	}
+	if (cable_queue_init(&p->link.to_gateway, p->opts.queue_messages, p->opts.queue_bytes,
+			     wake_gateway, p) != CABLE_OK ||
+	    cable_queue_init(&p->link.to_broker, p->opts.queue_messages, p->opts.queue_bytes,
+			     wake_broker, p) != CABLE_OK) {
+		cable_rules_free(rules);
+		free(p);
+		return MOSQ_ERR_NOMEM;
+	}
+	p->link_ready = true;
+
+	rc = install_wake_signal(p);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = load_gateway(p);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		cable_rules_free(rules);
+		teardown(p);
+		return rc;
+	}
+
+	p->gw = p->gw_api->start(&p->opts.gw, &p->link, rules, err, sizeof(err));
+	if (p->gw == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s", err);
+		cable_rules_free(rules);
+		teardown(p);
+		return MOSQ_ERR_UNKNOWN;
+	}
+
+	p->id = identifier;
+	for (i = 0; i < CABLE_ARRAY_LEN(callbacks); i++) {
+		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL, p);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "cannot register callback %d: %s",
+					     callbacks[i].event, mosquitto_strerror(rc));
+			teardown(p);
+			return rc;
+		}
+	}
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "listening on %s://%s:%d%s (auth %s)",
+			     p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address, p->opts.gw.port,
+			     p->opts.gw.path, p->opts.gw.anonymous ? "anonymous" : "jwt");
+	*user_data = p;
+	return MOSQ_ERR_SUCCESS;
+}
+
+__attribute__((visibility("default"))) int mosquitto_plugin_cleanup(void *user_data,
+								   struct mosquitto_opt *opts,
+								   int opt_count)
+{
+	struct cable_plugin *p = user_data;
+	struct cable_msg *head, *m;
+
+	(void)opts;
+	(void)opt_count;
+	if (p == NULL)
+		return MOSQ_ERR_SUCCESS;
+	/*
+	 * The broker's loop has ended: nothing queued for it will be published now. Stop the
+	 * gateway (it tells every browser server_restart), then log what it left behind.
+	 */
+	if (p->gw)
+		p->gw_api->stop(p->gw);
+	p->gw = NULL;
+	head = cable_queue_take_all(&p->link.to_broker, NULL);
+	for (m = head; m; m = m->next) {
+		if (m->kind == CABLE_MSG_LOG)
+			mosquitto_log_printf(m->level, LOG_PREFIX "%s", m->topic);
+	}
+	cable_msg_free_chain(head);
+	teardown(p);
+	return MOSQ_ERR_SUCCESS;
+}

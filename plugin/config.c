@@ -1,1 +1,294 @@
-/* placeholder: being written */
+/*
+ * plugin_opt_* -> struct cable_options, and the files they name -> struct cable_rules.
+ *
+ * Thread: broker thread only (plugin init and MOSQ_EVT_RELOAD).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "cable.h"
+#include "cable_options.h"
+
+enum opt_type { OPT_STRING, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_BOOL, OPT_AUTH, OPT_LLONG };
+
+struct opt_spec {
+	const char *key;
+	enum opt_type type;
+	size_t offset;
+	long long min, max; /* for numbers */
+};
+
+#define OFF(m) offsetof(struct cable_options, m)
+
+/* The one list of options. Keep docs/configuration.md in step with it. */
+static const struct opt_spec opt_specs[] = {
+	{"address", OPT_STRING, OFF(gw.address), 0, 0},
+	{"port", OPT_PORT, OFF(gw.port), 1, 65535},
+	{"path", OPT_STRING, OFF(gw.path), 0, 0},
+	{"auth", OPT_AUTH, OFF(gw.anonymous), 0, 0},
+	{"token_param", OPT_STRING, OFF(gw.token_param), 0, 0},
+	{"ping_interval", OPT_UINT, OFF(gw.ping_interval), 1, 60},
+	{"max_message_size", OPT_SIZE, OFF(gw.max_message), 256, 16 * 1024 * 1024},
+	{"max_outbound_bytes", OPT_SIZE, OFF(gw.max_outbound), 4096, 1024LL * 1024 * 1024},
+	{"max_subscriptions", OPT_SIZE, OFF(gw.max_subscriptions), 1, 100000},
+	{"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
+	{"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
+	{"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
+	{"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
+	{"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
+	{"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},
+	{"jwt_audience", OPT_STRING, OFF(jwt_audience), 0, 0},
+	{"jwt_user_claim", OPT_STRING, OFF(jwt_user_claim), 0, 0},
+	{"jwt_leeway", OPT_LLONG, OFF(jwt_leeway), 0, 3600},
+	{"gateway", OPT_STRING, OFF(gateway_path), 0, 0},
+	{"wake_signal", OPT_UINT, OFF(wake_signal), 0, 15},
+	{"queue_messages", OPT_SIZE, OFF(queue_messages), 16, 10000000},
+	{"queue_bytes", OPT_SIZE, OFF(queue_bytes), 65536, 1024LL * 1024 * 1024 * 4},
+};
+
+static void set_defaults(struct cable_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->gw.address = "127.0.0.1";
+	o->gw.port = 8080;
+	o->gw.path = "/cable";
+	o->gw.token_param = "jid";
+	o->gw.ping_interval = 3;
+	o->gw.max_message = 64 * 1024;
+	o->gw.max_outbound = 1024 * 1024;
+	o->gw.max_subscriptions = 256;
+	o->jwt_leeway = 30;
+	o->wake_signal = 7;
+	o->queue_messages = 65536;
+	o->queue_bytes = 64 * 1024 * 1024;
+}
+
+static int parse_number(const char *v, long long *out)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int set_option(struct cable_options *o, const struct opt_spec *s, const char *v, char *err,
+		      size_t errlen)
+{
+	char *field = (char *)o + s->offset;
+	long long n = 0;
+
+	switch (s->type) {
+	case OPT_STRING:
+		*(const char **)field = v;
+		return CABLE_OK;
+	case OPT_BOOL:
+		if (!strcasecmp(v, "true") || !strcmp(v, "1"))
+			*(bool *)field = true;
+		else if (!strcasecmp(v, "false") || !strcmp(v, "0"))
+			*(bool *)field = false;
+		else
+			goto bad;
+		return CABLE_OK;
+	case OPT_AUTH:
+		if (!strcmp(v, "jwt"))
+			*(bool *)field = false;
+		else if (!strcmp(v, "anonymous"))
+			*(bool *)field = true;
+		else {
+			snprintf(err, errlen, "plugin_opt_%s: '%s' is not one of: jwt, anonymous", s->key,
+				 v);
+			return CABLE_EINVAL;
+		}
+		return CABLE_OK;
+	case OPT_PORT:
+	case OPT_UINT:
+	case OPT_SIZE:
+	case OPT_LLONG:
+		if (parse_number(v, &n) != 0 || n < s->min || n > s->max) {
+			snprintf(err, errlen, "plugin_opt_%s: '%s' is not a whole number from %lld to %lld",
+				 s->key, v, s->min, s->max);
+			return CABLE_EINVAL;
+		}
+		if (s->type == OPT_SIZE)
+			*(size_t *)field = (size_t)n;
+		else if (s->type == OPT_LLONG)
+			*(long long *)field = n;
+		else if (s->type == OPT_UINT)
+			*(unsigned *)field = (unsigned)n;
+		else
+			*(int *)field = (int)n;
+		return CABLE_OK;
+	}
+bad:
+	snprintf(err, errlen, "plugin_opt_%s: '%s' is not true or false", s->key, v);
+	return CABLE_EINVAL;
+}
+
+int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_options *out,
+			char *err, size_t errlen)
+{
+	struct cable_options o;
+	size_t j;
+	int i, rc;
+
+	set_defaults(&o);
+	for (i = 0; i < n; i++) {
+		const struct opt_spec *s = NULL;
+
+		for (j = 0; j < CABLE_ARRAY_LEN(opt_specs); j++) {
+			if (!strcmp(opts[i].key, opt_specs[j].key)) {
+				s = &opt_specs[j];
+				break;
+			}
+		}
+		if (s == NULL) {
+			snprintf(err, errlen, "plugin_opt_%s: unknown option (see docs/configuration.md)",
+				 opts[i].key);
+			return CABLE_EINVAL;
+		}
+		rc = set_option(&o, s, opts[i].value, err, errlen);
+		if (rc != CABLE_OK)
+			return rc;
+	}
+
+	if (o.gw.path[0] != '/') {
+		snprintf(err, errlen, "plugin_opt_path: '%s' must start with '/'", o.gw.path);
+		return CABLE_EINVAL;
+	}
+	if (o.channels_file == NULL) {
+		snprintf(err, errlen, "plugin_opt_channels_file: required (the channel map, see "
+				      "docs/channels.md)");
+		return CABLE_EINVAL;
+	}
+	if (!o.gw.anonymous && o.jwt_secret_file == NULL) {
+		snprintf(err, errlen, "plugin_opt_jwt_secret_file: required unless plugin_opt_auth is "
+				      "anonymous");
+		return CABLE_EINVAL;
+	}
+	if ((o.gw.tls_cert == NULL) != (o.gw.tls_key == NULL)) {
+		snprintf(err, errlen, "plugin_opt_tls_cert_file and plugin_opt_tls_key_file go together");
+		return CABLE_EINVAL;
+	}
+	*out = o;
+	return CABLE_OK;
+}
+
+int cable_read_file(const char *path, char **out, size_t *len, size_t max)
+{
+	FILE *f;
+	char *buf;
+	size_t n;
+
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return CABLE_EIO;
+	buf = malloc(max + 1);
+	if (buf == NULL) {
+		fclose(f);
+		return CABLE_ENOMEM;
+	}
+	n = fread(buf, 1, max + 1, f);
+	if (ferror(f) || n > max) {
+		fclose(f);
+		free(buf);
+		return CABLE_EIO;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return CABLE_OK;
+}
+
+/* A secret file's one trailing newline (\n or \r\n) is not part of the secret. */
+static size_t strip_newline(const char *s, size_t len)
+{
+	if (len && s[len - 1] == '\n')
+		len--;
+	if (len && s[len - 1] == '\r')
+		len--;
+	return len;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+struct cable_rules *cable_rules_load(const struct cable_options *o, char *err, size_t errlen)
+{
+	struct cable_rules *r;
+	struct cable_error e = {0};
+	char *buf = NULL;
+	size_t len;
+	int rc;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		goto nomem;
+
+	rc = cable_read_file(o->channels_file, &buf, &len, 16 * 1024 * 1024);
+	if (rc != CABLE_OK) {
+		snprintf(err, errlen, "plugin_opt_channels_file: cannot read '%s': %s",
+			 o->channels_file, rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
+		goto fail;
+	}
+	r->chanmap = cable_chanmap_new(buf, len, &e);
+	free(buf);
+	buf = NULL;
+	if (r->chanmap == NULL) {
+		snprintf(err, errlen, "plugin_opt_channels_file: '%s': %s", o->channels_file, e.text);
+		goto fail;
+	}
+
+	if (!o->gw.anonymous) {
+		rc = cable_read_file(o->jwt_secret_file, &buf, &len, 64 * 1024);
+		if (rc != CABLE_OK) {
+			snprintf(err, errlen, "plugin_opt_jwt_secret_file: cannot read '%s': %s",
+				 o->jwt_secret_file,
+				 rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
+			goto fail;
+		}
+		r->keys = cable_keyset_new();
+		if (r->keys == NULL)
+			goto nomem;
+		rc = cable_keyset_add(r->keys, NULL, "HS256", (const unsigned char *)buf,
+				      strip_newline(buf, len), &e);
+		free(buf);
+		buf = NULL;
+		if (rc != CABLE_OK) {
+			snprintf(err, errlen, "plugin_opt_jwt_secret_file: '%s': %s", o->jwt_secret_file,
+				 e.text);
+			goto fail;
+		}
+	}
+
+	r->strings[0] = dup_or_null(o->jwt_issuer);
+	r->strings[1] = dup_or_null(o->jwt_audience);
+	r->strings[2] = dup_or_null(o->jwt_user_claim);
+	r->policy.issuer = r->strings[0];
+	r->policy.audience = r->strings[1];
+	r->policy.user_claim = r->strings[2];
+	r->policy.leeway = o->jwt_leeway;
+	r->policy.require_exp = true;
+	return r;
+
+nomem:
+	snprintf(err, errlen, "out of memory while loading the configuration files");
+fail:
+	free(buf);
+	cable_rules_free(r);
+	return NULL;
+}

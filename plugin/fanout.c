@@ -1,1 +1,326 @@
-/* placeholder: being written */
+/*
+ * The subscription index and fan-out. Gateway thread only.
+ *
+ * A message is matched against routes: exact topics by hash, filters with wildcards
+ * by a scan of the (usually short) wildcard list. For each subscriber the frame
+ * {"identifier":...,"message":...} is encoded once per distinct identifier and
+ * shared, by reference, by every connection that has that identifier: the cost per
+ * receiver is a pointer push, whatever the payload size.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cable_proto.h"
+#include "cable_topic.h"
+#include "gateway_internal.h"
+
+/* ---- Interned identifiers --------------------------------------------------------- */
+
+struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
+{
+	struct ident *id;
+
+	HASH_FIND(hh, gw->idents, raw, len, id);
+	if (id) {
+		id->refs++;
+		return id;
+	}
+	id = calloc(1, sizeof(*id));
+	if (id == NULL)
+		return NULL;
+	id->raw = malloc(len + 1);
+	id->json = cable_proto_json_string(raw, len, &id->json_len);
+	if (id->raw == NULL || id->json == NULL) {
+		free(id->raw);
+		free(id->json);
+		free(id);
+		return NULL;
+	}
+	memcpy(id->raw, raw, len);
+	id->raw[len] = '\0';
+	id->raw_len = len;
+	id->refs = 1;
+	HASH_ADD_KEYPTR(hh, gw->idents, id->raw, id->raw_len, id);
+	return id;
+}
+
+void ident_put(struct gw *gw, struct ident *id)
+{
+	if (id == NULL || --id->refs > 0)
+		return;
+	HASH_DELETE(hh, gw->idents, id);
+	cable_frame_unref(id->frame);
+	free(id->raw);
+	free(id->json);
+	free(id);
+}
+
+/* ---- Routes ------------------------------------------------------------------------- */
+
+static struct route *route_find(struct gw *gw, const char *filter, size_t len, bool wildcard)
+{
+	struct route *r;
+
+	if (!wildcard) {
+		HASH_FIND(hh, gw->exact, filter, len, r);
+		return r;
+	}
+	for (r = gw->wild; r; r = r->wnext) {
+		if (r->len == len && memcmp(r->filter, filter, len) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static struct route *route_get(struct gw *gw, const char *filter)
+{
+	size_t len = strlen(filter);
+	bool wildcard = cable_topic_has_wildcard(filter, len);
+	struct route *r;
+
+	r = route_find(gw, filter, len, wildcard);
+	if (r)
+		return r;
+	r = calloc(1, sizeof(*r) + len + 1);
+	if (r == NULL)
+		return NULL;
+	memcpy(r->filter, filter, len + 1);
+	r->len = len;
+	r->wildcard = wildcard;
+	if (wildcard) {
+		r->wnext = gw->wild;
+		if (gw->wild)
+			gw->wild->wprev = r;
+		gw->wild = r;
+	} else {
+		HASH_ADD_KEYPTR(hh, gw->exact, r->filter, r->len, r);
+	}
+	return r;
+}
+
+static void route_free_if_empty(struct gw *gw, struct route *r)
+{
+	if (r->nsubs > 0)
+		return;
+	if (r->wildcard) {
+		if (r->wprev)
+			r->wprev->wnext = r->wnext;
+		else
+			gw->wild = r->wnext;
+		if (r->wnext)
+			r->wnext->wprev = r->wprev;
+	} else {
+		HASH_DELETE(hh, gw->exact, r);
+	}
+	free(r->subs);
+	free(r);
+}
+
+static int route_add(struct route *r, struct sub *sub, size_t link)
+{
+	struct sub **grown;
+	size_t cap;
+
+	if (r->nsubs == r->cap) {
+		cap = r->cap ? r->cap * 2 : 4;
+		grown = realloc(r->subs, cap * sizeof(*grown));
+		if (grown == NULL)
+			return CABLE_ENOMEM;
+		r->subs = grown;
+		r->cap = cap;
+	}
+	sub->links[link].route = r;
+	sub->links[link].slot = r->nsubs;
+	r->subs[r->nsubs++] = sub;
+	return CABLE_OK;
+}
+
+/* Remove the sub's link `link` from its route in O(1): move the last entry into its slot. */
+static void route_remove(struct route *r, struct sub *sub, size_t link)
+{
+	size_t slot = sub->links[link].slot, i;
+	struct sub *moved;
+
+	moved = r->subs[--r->nsubs];
+	if (moved != sub || slot != r->nsubs) {
+		r->subs[slot] = moved;
+		/* The moved sub points at this route from one of its links: update that slot. */
+		for (i = 0; i < moved->nlinks; i++) {
+			if (moved->links[i].route == r && moved->links[i].slot == r->nsubs) {
+				moved->links[i].slot = slot;
+				break;
+			}
+		}
+	}
+	sub->links[link].route = NULL;
+}
+
+int sub_link_streams(struct gw *gw, struct sub *sub)
+{
+	size_t i, n = cable_binding_stream_count(sub->binding);
+	struct route *r;
+
+	sub->links = calloc(n ? n : 1, sizeof(*sub->links));
+	if (sub->links == NULL)
+		return CABLE_ENOMEM;
+	sub->nlinks = n;
+	for (i = 0; i < n; i++) {
+		r = route_get(gw, cable_binding_stream(sub->binding, i));
+		if (r == NULL || route_add(r, sub, i) != CABLE_OK) {
+			if (r)
+				route_free_if_empty(gw, r);
+			sub->nlinks = i;
+			sub_unlink_streams(gw, sub);
+			return CABLE_ENOMEM;
+		}
+	}
+	return CABLE_OK;
+}
+
+void sub_unlink_streams(struct gw *gw, struct sub *sub)
+{
+	size_t i;
+	struct route *r;
+
+	for (i = 0; i < sub->nlinks; i++) {
+		r = sub->links[i].route;
+		if (r == NULL)
+			continue;
+		route_remove(r, sub, i);
+		route_free_if_empty(gw, r);
+	}
+	free(sub->links);
+	sub->links = NULL;
+	sub->nlinks = 0;
+}
+
+/* ---- Dispatch ----------------------------------------------------------------------- */
+
+/* The "message" values of the message being dispatched, computed at most once each. */
+struct values {
+	const struct cable_msg *m;
+	char *plain, *envelope;
+	size_t plain_len, envelope_len;
+	int plain_rc, envelope_rc;
+	bool plain_done, envelope_done;
+};
+
+static int value_for(struct values *v, enum cable_deliver how, const char **out, size_t *len)
+{
+	if (how == CABLE_DELIVER_ENVELOPE) {
+		if (!v->envelope_done) {
+			v->envelope_rc = cable_proto_envelope_value(v->m->topic, v->m->topic_len,
+								    v->m->payload, v->m->payload_len,
+								    v->m->retain, &v->envelope,
+								    &v->envelope_len);
+			v->envelope_done = true;
+		}
+		*out = v->envelope;
+		*len = v->envelope_len;
+		return v->envelope_rc;
+	}
+	if (!v->plain_done) {
+		v->plain_rc = cable_proto_payload_value(v->m->payload, v->m->payload_len, &v->plain,
+							&v->plain_len);
+		v->plain_done = true;
+	}
+	*out = v->plain;
+	*len = v->plain_len;
+	return v->plain_rc;
+}
+
+static struct cable_frame *frame_for(struct gw *gw, struct sub *sub, struct values *v)
+{
+	struct ident *id = sub->ident;
+	struct ident **grown;
+	const char *value;
+	size_t len, cap;
+
+	if (id->seq == gw->seq)
+		return id->frame; /* may be NULL: this identifier cannot carry this message */
+	if (gw->ntouched == gw->touched_cap) {
+		cap = gw->touched_cap ? gw->touched_cap * 2 : 16;
+		grown = realloc(gw->touched, cap * sizeof(*grown));
+		if (grown == NULL)
+			return NULL;
+		gw->touched = grown;
+		gw->touched_cap = cap;
+	}
+	cable_frame_unref(id->frame);
+	id->frame = NULL;
+	id->seq = gw->seq;
+	gw->touched[gw->ntouched++] = id;
+	if (value_for(v, sub->deliver, &value, &len) != CABLE_OK) {
+		gw->stats.binary_skipped++;
+		return NULL;
+	}
+	id->frame = cable_proto_message(id->json, id->json_len, value, len);
+	return id->frame;
+}
+
+static void deliver_route(struct gw *gw, struct route *r, struct values *v)
+{
+	struct cable_frame *f;
+	struct sub *sub;
+	size_t i;
+
+	for (i = 0; i < r->nsubs; i++) {
+		sub = r->subs[i];
+		if (sub->seq == gw->seq)
+			continue;
+		sub->seq = gw->seq;
+		f = frame_for(gw, sub, v);
+		if (f)
+			session_send(sub->session, f);
+	}
+}
+
+void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
+{
+	struct values v = {.m = m};
+	struct route *r, *next;
+	size_t i;
+
+	gw->seq++;
+	HASH_FIND(hh, gw->exact, m->topic, m->topic_len, r);
+	if (r)
+		deliver_route(gw, r, &v);
+	/*
+	 * session_send may close a slow session, which unsubscribes it and can free a route,
+	 * so take the next pointer first. A closing session's subscriptions stay in place
+	 * until lws reports it closed, so the current route is still valid here.
+	 */
+	for (r = gw->wild; r; r = next) {
+		next = r->wnext;
+		if (cable_topic_matches(r->filter, r->len, m->topic, m->topic_len))
+			deliver_route(gw, r, &v);
+	}
+	/* Frames are cached only for the duration of one dispatch. */
+	for (i = 0; i < gw->ntouched; i++) {
+		cable_frame_unref(gw->touched[i]->frame);
+		gw->touched[i]->frame = NULL;
+	}
+	gw->ntouched = 0;
+	free(v.plain);
+	free(v.envelope);
+}
+
+void fanout_release(struct gw *gw)
+{
+	struct route *r, *tmp;
+
+	HASH_ITER(hh, gw->exact, r, tmp)
+	{
+		HASH_DELETE(hh, gw->exact, r);
+		free(r->subs);
+		free(r);
+	}
+	while (gw->wild) {
+		r = gw->wild;
+		gw->wild = r->wnext;
+		free(r->subs);
+		free(r);
+	}
+	free(gw->touched);
+	gw->touched = NULL;
+}

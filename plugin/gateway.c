@@ -1,1 +1,424 @@
-/* placeholder: being written */
+/*
+ * The gateway: a libwebsockets server on its own thread, loaded by the broker adapter
+ * with its own libwebsockets copy (see cable_gateway.h for why).
+ *
+ * Thread: start() and stop() run on the broker thread; wake() on any thread (it only
+ * calls lws_cancel_service); everything else on the gateway thread. The broker thread
+ * creates the context in start() so that a port in use fails the broker's start-up
+ * with a clear message; from then on only the gateway thread touches it.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <openssl/ssl.h>
+
+#include "cable_proto.h"
+#include "gateway_internal.h"
+
+_Static_assert(CABLE_FRAME_HEADROOM >= LWS_PRE, "frames need LWS_PRE bytes of headroom");
+
+#define STOP_GRACE_US (1500 * LWS_US_PER_MS) /* time for server_restart frames to leave */
+
+/* ---- Logging: lines go to the broker thread, which alone may call mosquitto_log ---- */
+
+void gw_log(struct gw *gw, int level, const char *fmt, ...)
+{
+	struct cable_msg *m;
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	m = cable_msg_new(CABLE_MSG_LOG, line, (size_t)n, NULL, 0);
+	if (m == NULL)
+		return;
+	m->level = level;
+	/* A full queue drops the line: logs never push out a browser's publish. */
+	if (cable_queue_push(&gw->link->to_broker, m, false) != CABLE_OK)
+		cable_msg_free(m);
+}
+
+/*
+ * libwebsockets' own log lines (errors and warnings only). They are emitted on the
+ * gateway thread, or on the broker thread inside start(); either way they only queue.
+ */
+static struct gw *lws_log_target;
+
+static void lws_log_emit(int level, const char *line)
+{
+	size_t len = strlen(line);
+
+	if (lws_log_target == NULL)
+		return;
+	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	gw_log(lws_log_target, level == LLL_ERR ? MOSQ_LOG_ERR : MOSQ_LOG_WARNING,
+	       "libwebsockets: %.*s", (int)len, line);
+}
+
+/* ---- Timers ------------------------------------------------------------------------- */
+
+static void ping_all(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, ping_sul);
+	struct cable_frame *f;
+	struct session *s;
+
+	f = cable_proto_ping((long long)time(NULL));
+	if (f) {
+		for (s = gw->sessions; s; s = s->next)
+			session_send(s, f);
+		cable_frame_unref(f);
+	}
+	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
+			 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+}
+
+static void stop_check(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, stop_sul);
+
+	if (gw->nsessions == 0 || lws_now_usecs() >= gw->stop_deadline_us) {
+		gw->finished = true;
+		return;
+	}
+	lws_sul_schedule(gw->ctx, 0, &gw->stop_sul, stop_check, 20 * LWS_US_PER_MS);
+}
+
+static void begin_stop(struct gw *gw)
+{
+	struct session *s;
+
+	gw->stopping = true;
+	for (s = gw->sessions; s; s = s->next)
+		session_close(s, "server_restart", true, LWS_CLOSE_STATUS_GOINGAWAY);
+	gw->stop_deadline_us = lws_now_usecs() + STOP_GRACE_US;
+	stop_check(&gw->stop_sul);
+}
+
+/* ---- The inbox from the broker ------------------------------------------------------ */
+
+static void drain_inbox(struct gw *gw)
+{
+	struct cable_msg *m, *next;
+	struct session *s, *paused;
+	bool was_waiting;
+
+	m = cable_queue_take_all(&gw->link->to_gateway, &was_waiting);
+	for (; m; m = next) {
+		next = m->next;
+		switch (m->kind) {
+		case CABLE_MSG_PUBLISH:
+			fanout_dispatch(gw, m);
+			break;
+		case CABLE_MSG_RULES:
+			cable_rules_free(gw->rules);
+			gw->rules = m->ptr;
+			session_rebind_all(gw);
+			break;
+		case CABLE_MSG_LOG:
+			break;
+		}
+		cable_msg_free(m);
+	}
+	/* The broker has drained to_broker since we paused: retry the paused browsers. */
+	paused = gw->paused;
+	gw->paused = NULL;
+	while ((s = paused) != NULL) {
+		paused = s->paused_next;
+		s->paused_next = NULL;
+		session_resume(s);
+	}
+	if (atomic_load(&gw->stop_requested) && !gw->stopping)
+		begin_stop(gw);
+}
+
+/* ---- lws protocol callbacks -------------------------------------------------------- */
+
+static int header_equals(struct lws *wsi, enum lws_token_indexes t, const char *want)
+{
+	char buf[1024];
+	int n = lws_hdr_copy(wsi, buf, sizeof(buf), t);
+
+	return n >= 0 && strcmp(buf, want) == 0;
+}
+
+static int http_reply(struct lws *wsi, unsigned status, const char *body)
+{
+	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+						  *end = buf + sizeof(buf) - 1;
+	size_t len = strlen(body);
+
+	if (lws_add_http_common_headers(wsi, status, "text/plain", (lws_filepos_t)len, &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	if (lws_write(wsi, (unsigned char *)body, len, LWS_WRITE_HTTP_FINAL) != (int)len)
+		return -1;
+	if (lws_http_transaction_completed(wsi))
+		return -1;
+	return 0;
+}
+
+static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			  size_t len)
+{
+	struct gw *gw = lws_context_user(lws_get_context(wsi));
+	struct session *s = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (gw)
+			drain_inbox(gw);
+		return 0;
+
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return gw->stopping ? -1 : 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Only upgrades on the configured path. */
+		return header_equals(wsi, WSI_TOKEN_GET_URI, gw->cfg.path) ? 0 : -1;
+
+	case LWS_CALLBACK_HTTP:
+		if (in && strcmp(in, "/health") == 0)
+			return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
+		return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "Page not found\n");
+
+	case LWS_CALLBACK_ESTABLISHED:
+		session_open(s, gw, wsi);
+		return 0;
+
+	case LWS_CALLBACK_RECEIVE:
+		session_receive(s, in, len);
+		return 0;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return s->gw ? session_writeable(s) : -1;
+
+	case LWS_CALLBACK_TIMER:
+		/* The token's exp has passed (armed in session_open). */
+		if (s->gw && s->active)
+			session_close(s, "token_expired", false, LWS_CLOSE_STATUS_NORMAL);
+		return 0;
+
+	case LWS_CALLBACK_CLOSED:
+		session_closed(s);
+		return 0;
+
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Rails clients offer ["actioncable-v1-json", "actioncable-unsupported"]. A client that
+ * offers only the sentinel gets it, which tells a Rails client to stop for good; we
+ * then say nothing and let it close.
+ */
+static int callback_unsupported(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+				void *in, size_t len)
+{
+	(void)user;
+	(void)in;
+	(void)len;
+	if (reason == LWS_CALLBACK_ESTABLISHED)
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, 10);
+	return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+	{CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 4096, 0, NULL, 0},
+	{CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* ---- Thread -------------------------------------------------------------------------- */
+
+static void *gateway_main(void *arg)
+{
+	struct gw *gw = arg;
+
+	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
+			 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	/* A stop requested before the thread ran is seen at the first wake-up. */
+	lws_cancel_service(gw->ctx);
+	while (!gw->finished)
+		lws_service(gw->ctx, 0);
+	lws_context_destroy(gw->ctx);
+	gw->ctx = NULL;
+	return NULL;
+}
+
+static void gw_free(struct gw *gw)
+{
+	struct ident *id, *tmp;
+	size_t i;
+
+	if (gw == NULL)
+		return;
+	fanout_release(gw);
+	HASH_ITER(hh, gw->idents, id, tmp)
+	{
+		HASH_DELETE(hh, gw->idents, id);
+		cable_frame_unref(id->frame);
+		free(id->raw);
+		free(id->json);
+		free(id);
+	}
+	cable_rules_free(gw->rules);
+	for (i = 0; i < CABLE_ARRAY_LEN(gw->strings); i++)
+		free(gw->strings[i]);
+	free(gw);
+}
+
+static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
+{
+	const char **fields[] = {&gw->cfg.address, &gw->cfg.path, &gw->cfg.token_param,
+				 &gw->cfg.tls_cert, &gw->cfg.tls_key, &gw->cfg.tls_ca};
+	size_t i;
+
+	gw->cfg = *cfg;
+	for (i = 0; i < CABLE_ARRAY_LEN(fields); i++) {
+		if (*fields[i] == NULL)
+			continue;
+		gw->strings[i] = strdup(*fields[i]);
+		if (gw->strings[i] == NULL)
+			return CABLE_ENOMEM;
+		*fields[i] = gw->strings[i];
+	}
+	return CABLE_OK;
+}
+
+static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
+				      struct cable_link *link, struct cable_rules *rules,
+				      char *err, size_t errlen)
+{
+	struct lws_context_creation_info info;
+	sigset_t all, old;
+	struct gw *gw;
+
+	gw = calloc(1, sizeof(*gw));
+	if (gw == NULL || copy_config(gw, cfg) != CABLE_OK) {
+		snprintf(err, errlen, "out of memory");
+		gw_free(gw);
+		return NULL;
+	}
+	gw->link = link;
+	atomic_init(&gw->stop_requested, false);
+
+	lws_log_target = gw;
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+	memset(&info, 0, sizeof(info));
+	info.port = gw->cfg.port;
+	info.iface = gw->cfg.address;
+	info.protocols = protocols;
+	info.user = gw;
+	info.uid = -1;
+	info.gid = -1;
+	info.max_http_header_data = 16384; /* real Rails session cookies exceed lws' 4096 */
+	info.pt_serv_buf_size = 16384;
+	info.timeout_secs = 10; /* a handshake that does not finish in time is dropped */
+	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (gw->cfg.tls_cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = gw->cfg.tls_cert;
+		info.ssl_private_key_filepath = gw->cfg.tls_key;
+		info.ssl_ca_filepath = gw->cfg.tls_ca;
+		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+	}
+	gw->ctx = lws_create_context(&info);
+	if (gw->ctx == NULL) {
+		snprintf(err, errlen,
+			 "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port%s): address in use, "
+			 "not local, or not permitted",
+			 gw->cfg.address, gw->cfg.port,
+			 gw->cfg.tls_cert ? ", or unreadable plugin_opt_tls_* files" : "");
+		gw_free(gw);
+		return NULL;
+	}
+	gw->rules = rules;
+
+	/* No process signal (SIGTERM, SIGHUP, our wake signal) may land on this thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&gw->thread, NULL, gateway_main, gw) != 0) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		snprintf(err, errlen, "cannot start the gateway thread");
+		lws_context_destroy(gw->ctx);
+		gw->rules = NULL; /* stays with the caller on failure */
+		gw_free(gw);
+		return NULL;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	gw->thread_started = true;
+	return (struct cable_gateway *)gw;
+}
+
+static void gw_wake(struct cable_gateway *g)
+{
+	struct gw *gw = (struct gw *)g;
+
+	if (gw->ctx)
+		lws_cancel_service(gw->ctx);
+}
+
+static void gw_stop(struct cable_gateway *g)
+{
+	struct gw *gw = (struct gw *)g;
+
+	atomic_store(&gw->stop_requested, true);
+	lws_cancel_service(gw->ctx);
+	pthread_join(gw->thread, NULL);
+	lws_log_target = NULL;
+	gw_free(gw);
+}
+
+static const char *gw_lws_version(void)
+{
+	return lws_get_library_version();
+}
+
+static size_t gw_lws_entry_points(void **out, const char **names, size_t max)
+{
+#define ENTRY(fn) {(void *)fn, #fn}
+	const struct {
+		void *addr;
+		const char *name;
+	} entries[] = {
+		ENTRY(lws_create_context),  ENTRY(lws_service),	      ENTRY(lws_cancel_service),
+		ENTRY(lws_context_destroy), ENTRY(lws_write),	      ENTRY(lws_callback_on_writable),
+		ENTRY(lws_set_log_level),   ENTRY(lws_sul_schedule), ENTRY(lws_rx_flow_control),
+		ENTRY(lws_get_library_version),
+	};
+#undef ENTRY
+	size_t i;
+
+	for (i = 0; i < CABLE_ARRAY_LEN(entries) && i < max; i++) {
+		out[i] = entries[i].addr;
+		names[i] = entries[i].name;
+	}
+	return i;
+}
+
+__attribute__((visibility("default"))) extern const struct cable_gateway_api cable_gateway_api_v1;
+const struct cable_gateway_api cable_gateway_api_v1 = {
+	.abi = CABLE_GATEWAY_ABI,
+	.start = gw_start,
+	.wake = gw_wake,
+	.stop = gw_stop,
+	.lws_version = gw_lws_version,
+	.lws_entry_points = gw_lws_entry_points,
+};

@@ -1,1 +1,570 @@
-/* placeholder: being written */
+/*
+ * One browser connection: authentication, the ActionCable commands in order, the
+ * outbound frame ring, backpressure and closing. Gateway thread only.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <openssl/rand.h>
+
+#include "cable_jwt.h"
+#include "cable_proto.h"
+#include "gateway_internal.h"
+
+#define MAX_DEFERRED 64 /* commands buffered behind a paused publish before we give up */
+
+/* ---- Outbound ---------------------------------------------------------------------- */
+
+static int ring_push(struct session *s, struct cable_frame *f)
+{
+	struct cable_frame **grown;
+	size_t cap, i;
+
+	if (s->ring_count == s->ring_cap) {
+		cap = s->ring_cap ? s->ring_cap * 2 : 4;
+		grown = malloc(cap * sizeof(*grown));
+		if (grown == NULL)
+			return CABLE_ENOMEM;
+		for (i = 0; i < s->ring_count; i++)
+			grown[i] = s->ring[(s->ring_head + i) % s->ring_cap];
+		free(s->ring);
+		s->ring = grown;
+		s->ring_cap = cap;
+		s->ring_head = 0;
+	}
+	s->ring[(s->ring_head + s->ring_count) % s->ring_cap] = cable_frame_ref(f);
+	s->ring_count++;
+	s->out_bytes += f->len;
+	return CABLE_OK;
+}
+
+static struct cable_frame *ring_pop(struct session *s)
+{
+	struct cable_frame *f;
+
+	f = s->ring[s->ring_head];
+	s->ring_head = (s->ring_head + 1) % s->ring_cap;
+	s->ring_count--;
+	s->out_bytes -= f->len;
+	return f;
+}
+
+static void ring_clear(struct session *s)
+{
+	while (s->ring_count)
+		cable_frame_unref(ring_pop(s));
+}
+
+/* Queue a frame without the slow-consumer check (for control frames). */
+static void send_control(struct session *s, struct cable_frame *f)
+{
+	bool was_empty = s->ring_count == 0;
+
+	if (f == NULL)
+		return;
+	if (ring_push(s, f) == CABLE_OK && was_empty)
+		lws_callback_on_writable(s->wsi);
+}
+
+void session_send(struct session *s, struct cable_frame *f)
+{
+	if (s->closing || !s->active)
+		return;
+	if (s->out_bytes + f->len > s->gw->cfg.max_outbound) {
+		s->gw->stats.too_slow++;
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s) closed: too slow, %zu bytes waiting (plugin_opt_max_outbound_bytes)",
+		       s->sid, s->peer, s->out_bytes);
+		session_close(s, "too_slow", true, LWS_CLOSE_STATUS_NORMAL);
+		return;
+	}
+	send_control(s, f);
+}
+
+/*
+ * Queue a disconnect and close once it is written. What was queued before is dropped
+ * when the reason is too_slow (it is what the client could not take).
+ */
+void session_close(struct session *s, const char *reason, bool reconnect, uint16_t code)
+{
+	struct cable_frame *f;
+
+	if (s->closing)
+		return;
+	s->closing = true;
+	s->close_code = code;
+	if (strcmp(reason, "too_slow") == 0)
+		ring_clear(s);
+	f = cable_proto_disconnect(reason, reconnect);
+	send_control(s, f);
+	cable_frame_unref(f);
+	lws_callback_on_writable(s->wsi);
+}
+
+int session_writeable(struct session *s)
+{
+	struct cable_frame *f;
+	int n = 0;
+
+	while (s->ring_count && n < 64) {
+		f = ring_pop(s);
+		if (lws_write(s->wsi, (unsigned char *)cable_frame_data(f), f->len, LWS_WRITE_TEXT) <
+		    (int)f->len) {
+			cable_frame_unref(f);
+			return -1;
+		}
+		cable_frame_unref(f);
+		s->gw->stats.frames_out++;
+		n++;
+		if (lws_send_pipe_choked(s->wsi))
+			break;
+	}
+	if (s->ring_count) {
+		lws_callback_on_writable(s->wsi);
+		return 0;
+	}
+	if (s->closing) {
+		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, NULL, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Opening: authentication and welcome ---------------------------------------- */
+
+static void make_sid(char *out)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char raw[CABLE_SID_LEN];
+	size_t i;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		memset(raw, 0, sizeof(raw)); /* never happens with a seeded OpenSSL 3 */
+	for (i = 0; i < CABLE_SID_LEN; i++)
+		out[i] = alphabet[raw[i] & 63];
+	out[CABLE_SID_LEN] = '\0';
+}
+
+/* The token from the configured query parameter; NULL if absent. */
+static const char *token_from_query(struct session *s, char *buf, size_t len)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s=", s->gw->cfg.token_param);
+	return lws_get_urlarg_by_name(s->wsi, name, buf, (int)len);
+}
+
+static int authenticate(struct session *s)
+{
+	struct cable_rules *rules = s->gw->rules;
+	struct cable_error err = {0};
+	char buf[CABLE_JWT_MAX_LEN + 64];
+	const char *token;
+	long long now = (long long)time(NULL);
+	int rc;
+
+	if (s->gw->cfg.anonymous) {
+		s->who.user = strdup("anonymous");
+		return s->who.user ? CABLE_OK : CABLE_ENOMEM;
+	}
+	token = token_from_query(s, buf, sizeof(buf));
+	if (token == NULL || *token == '\0') {
+		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s) unauthorized: no token in ?%s=",
+		       s->sid, s->peer, s->gw->cfg.token_param);
+		return CABLE_EAUTH;
+	}
+	rc = cable_jwt_verify(rules->keys, &rules->policy, token, strlen(token), now, &s->who, &err);
+	if (rc != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s) unauthorized: %s", s->sid, s->peer,
+		       err.text);
+		return rc;
+	}
+	if (s->who.exp) {
+		long long left = s->who.exp - now;
+
+		if (left < 1)
+			left = 1;
+		if (left > 86400LL * 365)
+			left = 86400LL * 365;
+		lws_set_timer_usecs(s->wsi, (lws_usec_t)left * LWS_US_PER_SEC);
+	}
+	return CABLE_OK;
+}
+
+void session_open(struct session *s, struct gw *gw, struct lws *wsi)
+{
+	struct cable_frame *f;
+
+	s->gw = gw;
+	s->wsi = wsi;
+	make_sid(s->sid);
+	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
+	s->next = gw->sessions;
+	if (gw->sessions)
+		gw->sessions->prev = s;
+	gw->sessions = s;
+	gw->nsessions++;
+	gw->stats.connections++;
+
+	if (gw->stopping) {
+		session_close(s, "server_restart", true, LWS_CLOSE_STATUS_GOINGAWAY);
+		return;
+	}
+	if (authenticate(s) != CABLE_OK) {
+		gw->stats.auth_failures++;
+		/* As Rails: the upgrade completes, then disconnect and a normal close. */
+		session_close(s, "unauthorized", false, LWS_CLOSE_STATUS_NORMAL);
+		return;
+	}
+	s->active = true;
+	f = cable_proto_welcome(s->sid);
+	send_control(s, f);
+	cable_frame_unref(f);
+}
+
+/* ---- Subscriptions ------------------------------------------------------------------ */
+
+static void reply(struct session *s, struct cable_frame *(*enc)(const char *, size_t),
+		  const char *id, size_t len)
+{
+	struct cable_frame *f = enc(id, len);
+
+	send_control(s, f);
+	cable_frame_unref(f);
+}
+
+static void sub_free(struct gw *gw, struct sub *sub)
+{
+	sub_unlink_streams(gw, sub);
+	cable_binding_free(sub->binding);
+	ident_put(gw, sub->ident);
+	free(sub);
+}
+
+static void sub_remove(struct session *s, struct sub *sub)
+{
+	HASH_DELETE(hh, s->subs, sub);
+	s->nsubs--;
+	sub_free(s->gw, sub);
+}
+
+static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
+{
+	struct cable_error err = {0};
+	struct cable_binding *b = NULL;
+	struct sub *sub;
+	int rc;
+
+	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+	if (sub)
+		return; /* duplicate: the first confirm is already on the wire; never confirm twice */
+	if (s->nsubs >= s->gw->cfg.max_subscriptions) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s, user %s) subscription rejected: limit of %zu reached",
+		       s->sid, s->peer, s->who.user, s->gw->cfg.max_subscriptions);
+		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+		return;
+	}
+	rc = cable_chanmap_bind(s->gw->rules->chanmap, cmd->identifier, cmd->identifier_len,
+				&s->who, s->sid, &b, &err);
+	if (rc != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) subscription rejected: %s", s->sid,
+		       s->who.user, err.text);
+		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+		return;
+	}
+	sub = calloc(1, sizeof(*sub));
+	if (sub == NULL)
+		goto nomem;
+	sub->session = s;
+	sub->binding = b;
+	sub->deliver = cable_binding_deliver(b);
+	sub->ident = ident_get(s->gw, cmd->identifier, cmd->identifier_len);
+	if (sub->ident == NULL || sub_link_streams(s->gw, sub) != CABLE_OK) {
+		ident_put(s->gw, sub->ident);
+		free(sub);
+		goto nomem;
+	}
+	HASH_ADD_KEYPTR(hh, s->subs, sub->ident->raw, sub->ident->raw_len, sub);
+	s->nsubs++;
+	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
+	return;
+nomem:
+	cable_binding_free(b);
+	gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory while subscribing", s->sid);
+	reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+}
+
+static void do_unsubscribe(struct session *s, const struct cable_cmd *cmd)
+{
+	struct sub *sub;
+
+	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+	if (sub)
+		sub_remove(s, sub); /* ActionCable sends no reply */
+}
+
+/*
+ * Re-resolve every subscription against new rules (after a reload). A subscription
+ * the new rules refuse ends with reject_subscription, which the Rails client treats
+ * as "this subscription is gone"; the connection stays open.
+ */
+void session_rebind_all(struct gw *gw)
+{
+	struct cable_error err = {0};
+	struct cable_binding *b;
+	struct session *s;
+	struct sub *sub, *tmp;
+
+	for (s = gw->sessions; s; s = s->next) {
+		HASH_ITER(hh, s->subs, sub, tmp)
+		{
+			b = NULL;
+			if (cable_chanmap_bind(gw->rules->chanmap, sub->ident->raw, sub->ident->raw_len,
+					       &s->who, s->sid, &b, &err) == CABLE_OK) {
+				sub_unlink_streams(gw, sub);
+				cable_binding_free(sub->binding);
+				sub->binding = b;
+				sub->deliver = cable_binding_deliver(b);
+				if (sub_link_streams(gw, sub) == CABLE_OK)
+					continue;
+			}
+			gw_log(gw, MOSQ_LOG_NOTICE,
+			       "connection %s (user %s): subscription ended by the new rules: %s",
+			       s->sid, s->who.user, err.text);
+			if (!s->closing)
+				reply(s, cable_proto_reject, sub->ident->raw, sub->ident->raw_len);
+			sub_remove(s, sub);
+		}
+	}
+}
+
+/* ---- Actions and backpressure ---------------------------------------------------- */
+
+static void pause_session(struct session *s)
+{
+	if (s->paused)
+		return;
+	s->paused = true;
+	s->paused_next = s->gw->paused;
+	s->gw->paused = s;
+	lws_rx_flow_control(s->wsi, 0);
+}
+
+static void do_message(struct session *s, const struct cable_cmd *cmd)
+{
+	struct cable_error err = {0};
+	struct cable_publish pub = {0};
+	struct cable_msg *m;
+	struct sub *sub;
+
+	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+	if (sub == NULL) {
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): message for an identifier it is not subscribed to; ignored",
+		       s->sid, s->who.user);
+		return;
+	}
+	if (cable_binding_perform(sub->binding, cmd->data, cmd->data_len, &pub, &err) != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) perform refused: %s", s->sid,
+		       s->who.user, err.text);
+		return;
+	}
+	m = cable_msg_new(CABLE_MSG_PUBLISH, pub.topic, strlen(pub.topic), pub.payload,
+			  pub.payload_len);
+	if (m) {
+		m->qos = pub.qos;
+		m->retain = pub.retain;
+	}
+	cable_publish_release(&pub);
+	if (m == NULL) {
+		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory; publish dropped", s->sid);
+		return;
+	}
+	s->gw->stats.publishes++;
+	if (cable_queue_push(&s->gw->link->to_broker, m, false) != CABLE_OK) {
+		/* The broker is behind: keep this publish and stop reading from this browser. */
+		s->pending = m;
+		pause_session(s);
+	}
+}
+
+static void handle_command(struct session *s, const char *buf, size_t len)
+{
+	struct cable_error err = {0};
+	struct cable_cmd cmd = {0};
+
+	s->gw->stats.messages_in++;
+	if (cable_proto_decode(buf, len, &cmd, &err) != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a malformed command: %s",
+		       s->sid, s->peer, err.text);
+		return;
+	}
+	switch (cmd.kind) {
+	case CABLE_CMD_SUBSCRIBE:
+		do_subscribe(s, &cmd);
+		break;
+	case CABLE_CMD_UNSUBSCRIBE:
+		do_unsubscribe(s, &cmd);
+		break;
+	case CABLE_CMD_MESSAGE:
+		do_message(s, &cmd);
+		break;
+	case CABLE_CMD_UNKNOWN:
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored unknown command '%.*s'",
+		       s->sid, s->peer, (int)(cmd.command_len > 64 ? 64 : cmd.command_len),
+		       cmd.command);
+		break;
+	}
+	cable_cmd_release(&cmd);
+}
+
+static void defer_command(struct session *s, const char *buf, size_t len)
+{
+	struct deferred *d;
+
+	if (s->ndeferred >= MAX_DEFERRED || (d = malloc(sizeof(*d) + len)) == NULL) {
+		session_close(s, "invalid_request", true, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+		return;
+	}
+	d->next = NULL;
+	d->len = len;
+	memcpy(d->buf, buf, len);
+	if (s->deferred_tail)
+		s->deferred_tail->next = d;
+	else
+		s->deferred_head = d;
+	s->deferred_tail = d;
+	s->ndeferred++;
+}
+
+/* Called when the broker queue has room again: retry, then replay what waited. */
+void session_resume(struct session *s)
+{
+	struct deferred *d;
+
+	s->paused = false;
+	if (s->pending) {
+		if (cable_queue_push(&s->gw->link->to_broker, s->pending, false) != CABLE_OK) {
+			pause_session(s);
+			return;
+		}
+		s->pending = NULL;
+	}
+	while ((d = s->deferred_head) != NULL && !s->pending && !s->closing) {
+		s->deferred_head = d->next;
+		if (s->deferred_head == NULL)
+			s->deferred_tail = NULL;
+		s->ndeferred--;
+		handle_command(s, d->buf, d->len);
+		free(d);
+	}
+	if (s->pending) {
+		pause_session(s);
+		return;
+	}
+	lws_rx_flow_control(s->wsi, 1);
+}
+
+/* ---- Inbound ----------------------------------------------------------------------- */
+
+void session_receive(struct session *s, const void *in, size_t len)
+{
+	char *grown;
+	size_t cap;
+	bool final;
+
+	if (s->unsupported || s->closing || !s->active)
+		return;
+	if (lws_is_first_fragment(s->wsi)) {
+		s->rx_len = 0;
+		s->rx_binary = lws_frame_is_binary(s->wsi);
+		s->rx_overflow = false;
+	}
+	final = lws_is_final_fragment(s->wsi) && lws_remaining_packet_payload(s->wsi) == 0;
+	if (s->rx_binary) {
+		/* As Rails: the JSON protocol has no binary frames; ignore them. */
+		if (final)
+			gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a binary frame", s->sid,
+			       s->peer);
+		return;
+	}
+	if (s->rx_len + len > s->gw->cfg.max_message) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s) closed: message larger than %zu bytes (plugin_opt_max_message_size)",
+		       s->sid, s->peer, s->gw->cfg.max_message);
+		session_close(s, "invalid_request", false, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+		return;
+	}
+	if (s->rx_len + len > s->rx_cap) {
+		cap = s->rx_cap ? s->rx_cap : 256;
+		while (cap < s->rx_len + len)
+			cap *= 2;
+		grown = realloc(s->rx, cap);
+		if (grown == NULL) {
+			session_close(s, "server_error", true, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+			return;
+		}
+		s->rx = grown;
+		s->rx_cap = cap;
+	}
+	memcpy(s->rx + s->rx_len, in, len);
+	s->rx_len += len;
+	if (!final)
+		return;
+	if (s->paused)
+		defer_command(s, s->rx, s->rx_len);
+	else
+		handle_command(s, s->rx, s->rx_len);
+	s->rx_len = 0;
+	/* Give back a large buffer once a large message has been handled. */
+	if (s->rx_cap > 4096) {
+		free(s->rx);
+		s->rx = NULL;
+		s->rx_cap = 0;
+	}
+}
+
+/* ---- Closing ------------------------------------------------------------------------ */
+
+void session_closed(struct session *s)
+{
+	struct sub *sub, *tmp;
+	struct session **pp;
+	struct deferred *d;
+	struct gw *gw = s->gw;
+
+	if (gw == NULL)
+		return; /* never opened (a refused handshake) */
+	HASH_ITER(hh, s->subs, sub, tmp)
+	{
+		sub_remove(s, sub);
+	}
+	if (s->paused) {
+		for (pp = &gw->paused; *pp; pp = &(*pp)->paused_next) {
+			if (*pp == s) {
+				*pp = s->paused_next;
+				break;
+			}
+		}
+	}
+	cable_msg_free(s->pending);
+	while ((d = s->deferred_head) != NULL) {
+		s->deferred_head = d->next;
+		free(d);
+	}
+	ring_clear(s);
+	free(s->ring);
+	free(s->rx);
+	cable_principal_release(&s->who);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		gw->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	gw->nsessions--;
+	s->gw = NULL;
+}

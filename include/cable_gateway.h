@@ -1,0 +1,86 @@
+/*
+ * The boundary between the broker adapter (mosquitto_cable.so, broker thread) and the
+ * gateway (mosquitto_cable_gateway.so, its own thread running libwebsockets).
+ *
+ * Why two shared objects: Debian's /usr/sbin/mosquitto contains a static copy of
+ * libwebsockets and exports its symbols, so a plugin linked with -lwebsockets would
+ * silently mix that copy with libwebsockets.so (two sets of globals, interleaved).
+ * The adapter therefore never links libwebsockets; it loads the gateway with
+ * dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND), which puts the gateway's own
+ * dependencies (libwebsockets.so.17) ahead of the executable in its symbol lookup,
+ * and then proves with dladdr() that the gateway's lws entry points live in
+ * libwebsockets.so and not in the broker. The same holds on a broker built without
+ * websockets (there is then only one copy to find).
+ *
+ * The gateway exports exactly one symbol, CABLE_GATEWAY_SYMBOL, a struct of function
+ * pointers. Everything else crosses as queue pushes (cable_queue.h) and wake calls.
+ */
+#ifndef CABLE_GATEWAY_H
+#define CABLE_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cable_queue.h"
+#include "cable_rules.h"
+
+#define CABLE_GATEWAY_ABI 1
+#define CABLE_GATEWAY_SYMBOL "cable_gateway_api_v1"
+
+/* Listener and protocol settings (plugin_opt_*). Strings are copied by start(). */
+struct cable_gateway_config {
+	const char *address;       /* bind address, e.g. "127.0.0.1" */
+	int port;
+	const char *path;          /* WebSocket path, e.g. "/cable" */
+	const char *token_param;   /* query parameter carrying the token ("jid") */
+	bool anonymous;            /* explicit anonymous mode: no token needed */
+	unsigned ping_interval;    /* seconds between ActionCable pings (3) */
+	size_t max_message;        /* largest client message in bytes; bigger closes 1009 */
+	size_t max_outbound;       /* per-connection queued bytes before too_slow */
+	size_t max_subscriptions;  /* per connection */
+	const char *tls_cert;      /* PEM files; all NULL = plain ws:// */
+	const char *tls_key;
+	const char *tls_ca;
+};
+
+/* The queues and wake-up the two sides share; owned by the adapter. */
+struct cable_link {
+	struct cable_queue to_gateway; /* broker thread -> gateway */
+	struct cable_queue to_broker;  /* gateway -> broker thread; wake = signal the broker */
+	volatile unsigned long ticks;  /* broker TICK count, read by the gateway's watchdog */
+};
+
+struct cable_gateway;
+
+struct cable_gateway_api {
+	int abi; /* CABLE_GATEWAY_ABI */
+
+	/*
+	 * Broker thread. Create the listener (binding the port now, so a port in use fails
+	 * here) and start the gateway thread. `rules` passes to the gateway on success.
+	 * NULL on failure with a one-line reason in err.
+	 */
+	struct cable_gateway *(*start)(const struct cable_gateway_config *cfg,
+				       struct cable_link *link, struct cable_rules *rules,
+				       char *err, size_t errlen);
+
+	/* Any thread: wake the gateway (lws_cancel_service) to look at its queue. */
+	void (*wake)(struct cable_gateway *gw);
+
+	/*
+	 * Broker thread, at shutdown: tell every browser server_restart (close 1001), give
+	 * the writes a moment to leave, stop the thread and free everything.
+	 */
+	void (*stop)(struct cable_gateway *gw);
+
+	/* The libwebsockets version string of the copy the gateway uses. */
+	const char *(*lws_version)(void);
+
+	/*
+	 * Addresses of lws entry points as the gateway's code resolved them, for the
+	 * adapter's dladdr() check. Returns how many were written (at most max).
+	 */
+	size_t (*lws_entry_points)(void **out, const char **names, size_t max);
+};
+
+#endif

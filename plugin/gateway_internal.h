@@ -1,0 +1,169 @@
+/*
+ * The gateway's private types. Everything declared here is used by the gateway thread
+ * only (gateway.c, session.c, fanout.c), except where a member says otherwise.
+ *
+ * Ownership in one picture:
+ *   struct gw  --owns--> sessions (lws per-session data, lifetime = the WebSocket)
+ *              --owns--> routes (one per distinct stream topic/filter), in `exact`
+ *                        (hash by topic) or `wild` (list of filters with + or #)
+ *              --owns--> idents (interned identifier strings, reference counted)
+ *   struct session --owns--> subs (hash by identifier), outbound frame ring
+ *   struct sub --refers to--> its ident and the routes of its streams; each route
+ *              holds a pointer back to the sub at links[i].slot.
+ */
+#ifndef CABLE_GATEWAY_INTERNAL_H
+#define CABLE_GATEWAY_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+#include <uthash.h>
+
+#include "cable_chanmap.h"
+#include "cable_frame.h"
+#include "cable_gateway.h"
+#include "cable_principal.h"
+#include "cable_queue.h"
+#include "cable_rules.h"
+
+#define CABLE_SID_LEN 16
+
+/* An identifier string, interned: one copy and one JSON encoding per distinct string. */
+struct ident {
+	UT_hash_handle hh;
+	size_t refs;
+	char *raw; /* as the client sent it */
+	size_t raw_len;
+	char *json; /* the same as a JSON string literal, encoded once */
+	size_t json_len;
+	uint64_t seq;              /* message whose frame is cached below */
+	struct cable_frame *frame; /* {"identifier":...,"message":...} for message `seq` */
+};
+
+/* Everything subscribed to one stream topic or filter. */
+struct route {
+	UT_hash_handle hh; /* in gw->exact (topics) */
+	struct route *wprev, *wnext; /* in gw->wild (filters with wildcards) */
+	bool wildcard;
+	struct sub **subs; /* unordered; subs[i]->links[..].slot == i */
+	size_t nsubs, cap;
+	size_t len;
+	char filter[];
+};
+
+struct sub_link {
+	struct route *route;
+	size_t slot;
+};
+
+struct sub {
+	UT_hash_handle hh; /* in session->subs, keyed by ident->raw */
+	struct session *session;
+	struct ident *ident;
+	struct cable_binding *binding;
+	enum cable_deliver deliver;
+	uint64_t seq; /* last message delivered: a message matching two streams goes once */
+	size_t nlinks;
+	struct sub_link *links;
+};
+
+/* A command read while the connection was paused, kept to preserve order. */
+struct deferred {
+	struct deferred *next;
+	size_t len;
+	char buf[];
+};
+
+/* Per WebSocket; this is libwebsockets' zeroed per-session data. */
+struct session {
+	struct lws *wsi;
+	struct gw *gw;
+	struct session *prev, *next; /* gw->sessions */
+	char sid[CABLE_SID_LEN + 1];
+	struct cable_principal who;
+	bool active;      /* authenticated and welcomed */
+	bool closing;     /* disconnect queued: read nothing more, close once written */
+	bool unsupported; /* the client chose actioncable-unsupported */
+	uint16_t close_code;
+	char peer[64];
+	struct sub *subs;
+	size_t nsubs;
+
+	/* Outbound frames, a ring that grows on demand (nothing allocated up front). */
+	struct cable_frame **ring;
+	size_t ring_cap, ring_head, ring_count;
+	size_t out_bytes;
+
+	/* Inbound message reassembly. */
+	char *rx;
+	size_t rx_len, rx_cap;
+	bool rx_binary;
+	bool rx_overflow;
+
+	/* Backpressure: a publish the broker queue refused, and what arrived after it. */
+	struct cable_msg *pending;
+	struct deferred *deferred_head, *deferred_tail;
+	size_t ndeferred;
+	struct session *paused_next;
+	bool paused;
+};
+
+struct gw_stats {
+	uint64_t connections, auth_failures, messages_in, frames_out, binary_skipped,
+		too_slow, publishes;
+};
+
+struct gw {
+	struct cable_gateway_config cfg; /* strings owned (copied) */
+	char *strings[7];
+	struct cable_link *link;
+	struct cable_rules *rules;
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	pthread_t thread;
+	bool thread_started;
+	atomic_bool stop_requested; /* any thread */
+	bool stopping, finished;
+	long long stop_deadline_us;
+
+	struct session *sessions;
+	size_t nsessions;
+	struct session *paused;
+
+	struct route *exact;
+	struct route *wild;
+	struct ident *idents;
+	uint64_t seq;
+	struct ident **touched; /* idents whose frame cache the current dispatch filled */
+	size_t ntouched, touched_cap;
+
+	lws_sorted_usec_list_t ping_sul;
+	lws_sorted_usec_list_t stop_sul;
+	struct gw_stats stats;
+};
+
+/* gateway.c */
+void gw_log(struct gw *gw, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* session.c */
+void session_open(struct session *s, struct gw *gw, struct lws *wsi);
+void session_receive(struct session *s, const void *in, size_t len);
+int session_writeable(struct session *s);
+void session_closed(struct session *s);
+void session_send(struct session *s, struct cable_frame *f); /* takes a new reference */
+void session_close(struct session *s, const char *reason, bool reconnect, uint16_t code);
+void session_resume(struct session *s);
+void session_rebind_all(struct gw *gw);
+
+/* fanout.c */
+struct ident *ident_get(struct gw *gw, const char *raw, size_t len);
+void ident_put(struct gw *gw, struct ident *id);
+int sub_link_streams(struct gw *gw, struct sub *sub);
+void sub_unlink_streams(struct gw *gw, struct sub *sub);
+void fanout_dispatch(struct gw *gw, const struct cable_msg *m);
+void fanout_release(struct gw *gw);
+
+#endif
