@@ -16,14 +16,14 @@
 
 enum cable_status {
 	CABLE_OK = 0,
-	CABLE_ENOMEM = -1,   /* allocation failed */
-	CABLE_EINVAL = -2,   /* bad input (syntax, type, range) */
-	CABLE_EPROTO = -3,   /* protocol violation by the peer */
-	CABLE_EAUTH = -4,    /* authentication failed (bad token, bad signature, expired) */
+	CABLE_ENOMEM = -1,    /* allocation failed */
+	CABLE_EINVAL = -2,    /* bad input (syntax, type, range) */
+	CABLE_EPROTO = -3,    /* protocol violation by the peer */
+	CABLE_EAUTH = -4,     /* authentication failed (bad token, bad signature, expired) */
 	CABLE_ENOTFOUND = -5, /* no such channel / action / key */
-	CABLE_EFULL = -6,    /* a bounded queue or limit is full */
-	CABLE_EDENIED = -7,  /* authorization denied */
-	CABLE_EIO = -8,      /* reading a file or socket failed (adapter code only) */
+	CABLE_EFULL = -6,     /* a bounded queue or limit is full */
+	CABLE_EDENIED = -7,   /* authorization denied */
+	CABLE_EIO = -8,       /* reading a file or socket failed (adapter code only) */
 };
 
 #define CABLE_ERROR_TEXT_MAX 200
@@ -36,12 +36,12 @@ struct cable_error {
 
 /* Fill err (if not NULL) and return code. printf-style text. */
 int cable_error_set(struct cable_error *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Name of a status code, e.g. "EINVAL". Never NULL. */
 const char *cable_status_name(int code);
 
-#define CABLE_UNUSED(x) ((void)(x))
+#define CABLE_UNUSED(x)    ((void)(x))
 #define CABLE_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

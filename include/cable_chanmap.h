@@ -25,9 +25,18 @@
  *       "params": { "room": { "type": "string", "pattern": "^[a-z0-9-]{1,32}$" } },
  *       "streams": [ "rooms/{room}/#" ],
  *       "deliver": "envelope"
+ *     },
+ *     "TopicChannel": {
+ *       "generic": true,
+ *       "actions": { "publish": { "qos": 0, "retain": false } }
  *     }
  *   }
  * }
+ *
+ * The parser is strict: an unknown key anywhere, a duplicated key, or a value of the
+ * wrong type is an error, so that a typo ("stream" for "streams") cannot silently
+ * drop a stream or an action. Channel, param and action names are non-empty; param
+ * names are [A-Za-z0-9_]+ and may not be "channel" or "user" (reserved).
  *
  * params: name -> spec. The identifier must carry every declared param; other keys
  *   in the identifier are ignored (they still make it a distinct identifier).
@@ -37,26 +46,53 @@
  *           extended regex, anchored by the author) when given.
  *   "type": "integer": a JSON integer, or a string of decimal digits without
  *           leading zeros; optional "min"/"max" (inclusive). Substituted in
- *           canonical decimal form.
- * streams: topic names or filters. Placeholders "{name}" stand for a whole level
+ *           canonical decimal form. ("pattern"/"max_length" belong to strings and
+ *           "min"/"max" to integers; the other combinations are load errors.)
+ * streams: topic names or filters (may be absent or empty: a channel that only
+ *   performs actions). Placeholders "{name}" stand for a whole level
  *   only ("a/{id}/b" is fine, "a/x{id}" is rejected when the map is loaded).
  *   Besides params: "{user}" (the principal's user; must itself be a valid level
- *   or the binding fails).
+ *   or the binding fails; with no principal, or one without a user, it fails too).
+ *   A template never starts with '$', and braces appear only in placeholders.
+ *   Every template is checked when the map is loaded (each literal level, the
+ *   wildcard rules, the level count), and every expanded topic again at bind time.
  * deliver: "message" (default) sends the MQTT payload as ActionCable "message"
  *   (JSON payloads as JSON, other UTF-8 text as a string, binary dropped and
  *   counted); "envelope" sends {"topic":...,"payload":...,"retain":...}.
  * actions: name -> {"topic": template (no wildcards after expansion, never '$'),
- *   "payload": "message" | "data" | "identity", "qos": 0..2 (default 0),
- *   "retain": bool (default false: a client asking for retain is refused unless
- *   true)}. perform data without "action" means action "receive" (as in Rails).
+ *   "payload": "message" | "data" | "identity" (required), "qos": 0..2 (default 0),
+ *   "retain": bool (default false), "with_sid": bool (identity only, default false)}.
+ *   The publish always uses the action's qos and retain; data carrying
+ *   "retain": true for an action whose retain is false is refused (EDENIED), so a
+ *   client can neither pin a retained value nor believe it did.
+ *   perform data without "action" means action "receive" (as in Rails).
  *     "message":  the data's "message" member, published as-is if it is a string
  *                 (its bytes), or as JSON text otherwise. Missing -> EINVAL.
- *     "data":     the whole data object minus "action", as JSON text.
- *     "identity": {"user":<user>, ...data members minus "action"} as JSON text; with
- *                 "with_sid": true in the action also "sid":<connection sid>.
+ *     "data":     the whole data object minus "action", as compact JSON text.
+ *     "identity": {"user":<user>, ...data members minus "action"} as compact JSON
+ *                 text, members in the client's order; with "with_sid": true also
+ *                 "sid":<connection sid>, last. The data's own "user" and "sid"
+ *                 members are dropped: the server's values cannot be forged.
+ *                 Without a principal "user" is null.
+ *
+ * generic: true makes a channel that maps the identifier's "topic" member straight
+ *   to one MQTT topic or filter: {"channel":"TopicChannel","topic":"sites/7/#"}
+ *   streams sites/7/#. The topic must be a string, a valid filter, and not start
+ *   with '$'. A generic channel takes no "params" or "streams"; "deliver" defaults
+ *   to "envelope" (a filter spans topics, so the receiver needs the topic). Its only
+ *   possible action is "publish", enabled by listing it under "actions" with
+ *   optional "qos"/"retain" (no "topic", "payload" or "with_sid"):
+ *   perform("publish", {"topic":<name>,"message":<m>}) publishes m as the "message"
+ *   shape does to <name>, which must be a valid topic name without wildcards that
+ *   does not start with '$'. What a user may read or write through a generic
+ *   channel is decided by the ACL alone.
+ *
+ * JSON documents (the map, identifiers, perform data) with duplicate keys are
+ * rejected, so no later reader can resolve them differently from this one.
  *
  * Every error names the channel and the key (err->text), e.g.
  *   channels.ActuatorChannel.streams[1]: placeholder {idd} is not a declared param
+ * Bind and perform errors name the channel, param or action, never a value.
  */
 #ifndef CABLE_CHANMAP_H
 #define CABLE_CHANMAP_H
@@ -82,15 +118,17 @@ void cable_chanmap_free(struct cable_chanmap *map); /* accepts NULL */
 /*
  * Resolve a subscription identifier (the raw identifier string the client sent,
  * itself JSON such as {"channel":"ActuatorChannel","id":"42"}) for a principal.
- * On success *out is a new binding (free with cable_binding_free).
+ * On success *out is a new binding (free with cable_binding_free). A binding owns
+ * copies of everything it needs and does not refer to the map: it stays valid after
+ * cable_chanmap_free, so a reload can swap maps while subscriptions live on.
  * Errors: CABLE_ENOTFOUND (no such channel, or identifier has no "channel"),
  *         CABLE_EINVAL (identifier not a JSON object, param missing or invalid,
  *         expanded topic invalid), CABLE_ENOMEM. err->text explains, for the log.
  * `sid` is the connection's session id (for "with_sid").
  */
 int cable_chanmap_bind(const struct cable_chanmap *map, const char *identifier, size_t len,
-		       const struct cable_principal *who, const char *sid,
-		       struct cable_binding **out, struct cable_error *err);
+                       const struct cable_principal *who, const char *sid,
+                       struct cable_binding **out, struct cable_error *err);
 
 void cable_binding_free(struct cable_binding *b); /* accepts NULL */
 
@@ -114,11 +152,13 @@ struct cable_publish {
  * of an object). On success fills *out (release with cable_publish_release); the
  * topic is a valid topic name that does not start with '$'.
  * Errors: CABLE_EINVAL (data not a JSON object, "action" not a string, payload
- * member missing), CABLE_ENOTFOUND (no such action), CABLE_ENOMEM.
- * err->text names the action.
+ * member missing, generic publish topic missing or invalid), CABLE_ENOTFOUND (no
+ * such action), CABLE_EDENIED (retain asked for but not allowed), CABLE_ENOMEM.
+ * err->text names the action. The payload is also NUL-terminated (not counted in
+ * payload_len) for convenience; it may contain NUL bytes of its own.
  */
 int cable_binding_perform(const struct cable_binding *b, const char *data, size_t len,
-			  struct cable_publish *out, struct cable_error *err);
+                          struct cable_publish *out, struct cable_error *err);
 
 void cable_publish_release(struct cable_publish *p); /* accepts a zeroed struct */
 

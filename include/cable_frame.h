@@ -20,8 +20,8 @@
 
 struct cable_frame {
 	size_t refs;
-	size_t len;                  /* payload bytes, excluding headroom and the NUL */
-	unsigned char buf[];         /* CABLE_FRAME_HEADROOM + len + 1 */
+	size_t len;          /* payload bytes, excluding headroom and the NUL */
+	unsigned char buf[]; /* CABLE_FRAME_HEADROOM + len + 1 */
 };
 
 /* A new frame with refs = 1 and room for len payload bytes (NUL-terminated). NULL on ENOMEM. */

@@ -24,21 +24,21 @@
 #include "cable_queue.h"
 #include "cable_rules.h"
 
-#define CABLE_GATEWAY_ABI 1
+#define CABLE_GATEWAY_ABI    1
 #define CABLE_GATEWAY_SYMBOL "cable_gateway_api_v1"
 
 /* Listener and protocol settings (plugin_opt_*). Strings are copied by start(). */
 struct cable_gateway_config {
-	const char *address;       /* bind address, e.g. "127.0.0.1" */
+	const char *address; /* bind address, e.g. "127.0.0.1" */
 	int port;
-	const char *path;          /* WebSocket path, e.g. "/cable" */
-	const char *token_param;   /* query parameter carrying the token ("jid") */
-	bool anonymous;            /* explicit anonymous mode: no token needed */
-	unsigned ping_interval;    /* seconds between ActionCable pings (3) */
-	size_t max_message;        /* largest client message in bytes; bigger closes 1009 */
-	size_t max_outbound;       /* per-connection queued bytes before too_slow */
-	size_t max_subscriptions;  /* per connection */
-	const char *tls_cert;      /* PEM files; all NULL = plain ws:// */
+	const char *path;         /* WebSocket path, e.g. "/cable" */
+	const char *token_param;  /* query parameter carrying the token ("jid") */
+	bool anonymous;           /* explicit anonymous mode: no token needed */
+	unsigned ping_interval;   /* seconds between ActionCable pings (3) */
+	size_t max_message;       /* largest client message in bytes; bigger closes 1009 */
+	size_t max_outbound;      /* per-connection queued bytes before too_slow */
+	size_t max_subscriptions; /* per connection */
+	const char *tls_cert;     /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;
 };
@@ -61,8 +61,8 @@ struct cable_gateway_api {
 	 * NULL on failure with a one-line reason in err.
 	 */
 	struct cable_gateway *(*start)(const struct cable_gateway_config *cfg,
-				       struct cable_link *link, struct cable_rules *rules,
-				       char *err, size_t errlen);
+	                               struct cable_link *link, struct cable_rules *rules,
+	                               char *err, size_t errlen);
 
 	/* Any thread: wake the gateway (lws_cancel_service) to look at its queue. */
 	void (*wake)(struct cable_gateway *gw);

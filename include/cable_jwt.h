@@ -39,7 +39,7 @@ void cable_keyset_free(struct cable_keyset *ks); /* accepts NULL */
  * alg, key type mismatch, unparsable PEM, duplicate kid), CABLE_ENOMEM.
  */
 int cable_keyset_add(struct cable_keyset *ks, const char *kid, const char *alg,
-		     const unsigned char *key, size_t key_len, struct cable_error *err);
+                     const unsigned char *key, size_t key_len, struct cable_error *err);
 
 size_t cable_keyset_count(const struct cable_keyset *ks);
 
@@ -62,8 +62,8 @@ struct cable_jwt_policy {
  * CABLE_ENOMEM on allocation failure.
  */
 int cable_jwt_verify(const struct cable_keyset *ks, const struct cable_jwt_policy *policy,
-		     const char *token, size_t len, long long now, struct cable_principal *out,
-		     struct cable_error *err);
+                     const char *token, size_t len, long long now, struct cable_principal *out,
+                     struct cable_error *err);
 
 /*
  * Mint a token: header {"alg":alg,"typ":"JWT"[,"kid":kid]}, the given claims object
@@ -71,6 +71,6 @@ int cable_jwt_verify(const struct cable_keyset *ks, const struct cable_jwt_polic
  * *out is malloc'd and NUL-terminated. Errors: CABLE_EINVAL, CABLE_ENOMEM.
  */
 int cable_jwt_sign(const char *alg, const char *kid, const unsigned char *key, size_t key_len,
-		   const char *claims_json, size_t claims_len, char **out, struct cable_error *err);
+                   const char *claims_json, size_t claims_len, char **out, struct cable_error *err);
 
 #endif

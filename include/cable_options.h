@@ -15,7 +15,8 @@
 struct mosquitto_opt;
 
 struct cable_options {
-	struct cable_gateway_config gw; /* strings point into the broker's opts (valid until cleanup) */
+	struct cable_gateway_config
+	        gw; /* strings point into the broker's opts (valid until cleanup) */
 	const char *channels_file;
 	const char *jwt_secret_file;
 	const char *jwt_issuer;
@@ -34,7 +35,7 @@ struct cable_options {
  * CABLE_EINVAL and writes one line naming the option into err.
  */
 int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_options *out,
-			char *err, size_t errlen);
+                        char *err, size_t errlen);
 
 /*
  * Read and validate every file the options name and build a rule set. NULL on error

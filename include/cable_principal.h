@@ -12,11 +12,11 @@
 #include <jansson.h>
 
 struct cable_principal {
-	char *user;      /* from the configured user claim ("sub"); never NULL once verified */
-	char **roles;    /* from the configured roles claim; may be NULL when nroles == 0 */
+	char *user;   /* from the configured user claim ("sub"); never NULL once verified */
+	char **roles; /* from the configured roles claim; may be NULL when nroles == 0 */
 	size_t nroles;
-	long long exp;   /* token expiry, Unix seconds; 0 = none */
-	json_t *claims;  /* the whole verified claim set (owned reference), for {claim.x} */
+	long long exp;  /* token expiry, Unix seconds; 0 = none */
+	json_t *claims; /* the whole verified claim set (owned reference), for {claim.x} */
 };
 
 /* Free the members (not the struct). Accepts a zeroed struct. */

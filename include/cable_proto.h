@@ -17,7 +17,7 @@
 #include "cable.h"
 #include "cable_frame.h"
 
-#define CABLE_PROTOCOL_V1_JSON "actioncable-v1-json"
+#define CABLE_PROTOCOL_V1_JSON     "actioncable-v1-json"
 #define CABLE_PROTOCOL_UNSUPPORTED "actioncable-unsupported"
 
 /* ---- Client -> server ---------------------------------------------------------- */
@@ -54,8 +54,7 @@ struct cable_cmd {
  * or not a string or empty (for subscribe/unsubscribe/message), "data" missing or not
  * a string (for message). CABLE_ENOMEM on allocation failure.
  */
-int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out,
-		       struct cable_error *err);
+int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struct cable_error *err);
 
 /* Release what decode filled in. Accepts a zeroed struct. */
 void cable_cmd_release(struct cable_cmd *cmd);
@@ -101,8 +100,8 @@ int cable_proto_payload_value(const char *payload, size_t len, char **out, size_
  * and, for binary payloads, {"topic":...,"payload_base64":"...","retain":...}.
  * malloc'd, NUL-terminated; CABLE_ENOMEM / CABLE_EINVAL (topic not UTF-8).
  */
-int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *payload,
-			       size_t len, bool retain, char **out, size_t *out_len);
+int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *payload, size_t len,
+                               bool retain, char **out, size_t *out_len);
 
 /*
  * A data message: {"identifier":<id_json>,"message":<value_json>}. Both arguments are
@@ -110,6 +109,6 @@ int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *
  * cable_proto_envelope_value) and are spliced without re-encoding.
  */
 struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
-					const char *value_json, size_t value_json_len);
+                                        const char *value_json, size_t value_json_len);
 
 #endif

@@ -42,12 +42,12 @@ enum cable_msg_kind {
 struct cable_msg {
 	struct cable_msg *next;
 	enum cable_msg_kind kind;
-	int qos;       /* PUBLISH */
-	bool retain;   /* PUBLISH */
-	int level;     /* LOG: a MOSQ_LOG_* value */
-	bool local;    /* PUBLISH that came from a browser (already published by the broker) */
-	void *ptr;     /* RULES */
-	char *topic;   /* points into data */
+	int qos;     /* PUBLISH */
+	bool retain; /* PUBLISH */
+	int level;   /* LOG: a MOSQ_LOG_* value */
+	bool local;  /* PUBLISH that came from a browser (already published by the broker) */
+	void *ptr;   /* RULES */
+	char *topic; /* points into data */
 	size_t topic_len;
 	char *payload; /* points into data; NUL-terminated for convenience */
 	size_t payload_len;
@@ -56,7 +56,7 @@ struct cable_msg {
 
 /* New message with copies of topic and payload. NULL on ENOMEM. */
 struct cable_msg *cable_msg_new(enum cable_msg_kind kind, const char *topic, size_t topic_len,
-				const void *payload, size_t payload_len);
+                                const void *payload, size_t payload_len);
 void cable_msg_free(struct cable_msg *m); /* frees one message (not the chain); accepts NULL */
 void cable_msg_free_chain(struct cable_msg *m); /* frees m and every message after it */
 
@@ -69,14 +69,14 @@ struct cable_queue {
 	bool waiting;           /* {lock} a push was refused since the last take_all */
 	size_t max_count;
 	size_t max_bytes;
-	uint64_t dropped;       /* {lock} pushes refused, for the metrics and the log */
+	uint64_t dropped;        /* {lock} pushes refused, for the metrics and the log */
 	void (*wake)(void *arg); /* called without the lock after a push onto an empty queue */
 	void *wake_arg;
 };
 
 /* 0 or CABLE_ENOMEM (mutex). wake may be NULL. */
 int cable_queue_init(struct cable_queue *q, size_t max_count, size_t max_bytes,
-		     void (*wake)(void *arg), void *wake_arg);
+                     void (*wake)(void *arg), void *wake_arg);
 /* Frees every queued message and the mutex. */
 void cable_queue_release(struct cable_queue *q);
 

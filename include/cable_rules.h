@@ -12,9 +12,9 @@
 
 struct cable_rules {
 	struct cable_chanmap *chanmap;
-	struct cable_keyset *keys;     /* NULL in anonymous mode */
+	struct cable_keyset *keys;      /* NULL in anonymous mode */
 	struct cable_jwt_policy policy; /* string members point into `strings` below */
-	char *strings[4];              /* owned copies backing policy strings */
+	char *strings[4];               /* owned copies backing policy strings */
 };
 
 void cable_rules_free(struct cable_rules *r); /* accepts NULL */

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CABLE_TOPIC_MAX_LEN 65535
+#define CABLE_TOPIC_MAX_LEN    65535
 #define CABLE_TOPIC_MAX_LEVELS 200
 
 /*

@@ -82,8 +82,10 @@ static int install_wake_signal(struct cable_plugin *p)
 
 	p->wake_signo = SIGRTMIN + (int)p->opts.wake_signal;
 	if (p->wake_signo > SIGRTMAX) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_wake_signal: SIGRTMIN+%u is beyond SIGRTMAX",
-				     p->opts.wake_signal);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     LOG_PREFIX
+		                     "plugin_opt_wake_signal: SIGRTMIN+%u is beyond SIGRTMAX",
+		                     p->opts.wake_signal);
 		return MOSQ_ERR_INVAL;
 	}
 	memset(&sa, 0, sizeof(sa));
@@ -91,8 +93,9 @@ static int install_wake_signal(struct cable_plugin *p)
 	sa.sa_flags = SA_RESTART; /* other blocking calls on the broker thread just resume */
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(p->wake_signo, &sa, NULL) != 0) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_wake_signal: sigaction: %s",
-				     strerror(errno));
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     LOG_PREFIX "plugin_opt_wake_signal: sigaction: %s",
+		                     strerror(errno));
 		return MOSQ_ERR_UNKNOWN;
 	}
 	return MOSQ_ERR_SUCCESS;
@@ -112,9 +115,9 @@ static int gateway_path(char *buf, size_t len)
 	if (slash == NULL)
 		return snprintf(buf, len, "./mosquitto_cable_gateway.so") >= (int)len ? -1 : 0;
 	return snprintf(buf, len, "%.*s/mosquitto_cable_gateway.so", (int)(slash - info.dli_fname),
-			info.dli_fname) >= (int)len
-		       ? -1
-		       : 0;
+	                info.dli_fname) >= (int)len
+	               ? -1
+	               : 0;
 }
 
 /*
@@ -132,26 +135,38 @@ static int check_lws_copy(struct cable_plugin *p)
 	n = p->gw_api->lws_entry_points(addrs, names, CABLE_ARRAY_LEN(addrs));
 	for (i = 0; i < n; i++) {
 		if (dladdr(addrs[i], &info) == 0 || info.dli_fname == NULL) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "cannot locate %s; refusing to start",
-					     names[i]);
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+			                     LOG_PREFIX "cannot locate %s; refusing to start",
+			                     names[i]);
 			return MOSQ_ERR_UNKNOWN;
 		}
 		if (first == NULL)
 			first = info.dli_fname;
-		if (strcmp(first, info.dli_fname) != 0 || strstr(info.dli_fname, "libwebsockets") == NULL) {
+		if (strstr(info.dli_fname, "libwebsockets") == NULL) {
 			mosquitto_log_printf(MOSQ_LOG_ERR,
-					     LOG_PREFIX "libwebsockets is mixed: %s resolves to %s, %s to %s; "
-							"refusing to start (see docs/architecture.md)",
-					     names[0], first, names[i], info.dli_fname);
+			                     LOG_PREFIX
+			                     "%s resolves to %s, not to libwebsockets.so: the "
+			                     "gateway would share the broker's embedded copy; "
+			                     "refusing to start (see docs/architecture.md)",
+			                     names[i], info.dli_fname);
+			return MOSQ_ERR_UNKNOWN;
+		}
+		if (strcmp(first, info.dli_fname) != 0) {
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+			                     LOG_PREFIX
+			                     "libwebsockets is mixed: %s resolves to %s, %s "
+			                     "to %s; refusing to start (see docs/architecture.md)",
+			                     names[0], first, names[i], info.dli_fname);
 			return MOSQ_ERR_UNKNOWN;
 		}
 	}
 	if (n == 0)
 		return MOSQ_ERR_UNKNOWN;
 	mosquitto_log_printf(MOSQ_LOG_INFO,
-			     LOG_PREFIX "libwebsockets %s from %s (%zu entry points checked, isolated "
-					"from the broker's own copy)",
-			     p->gw_api->lws_version(), first, n);
+	                     LOG_PREFIX
+	                     "libwebsockets %s from %s (%zu entry points checked, isolated "
+	                     "from the broker's own copy)",
+	                     p->gw_api->lws_version(), first, n);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -163,7 +178,8 @@ static int load_gateway(struct cable_plugin *p)
 
 	if (file == NULL) {
 		if (gateway_path(path, sizeof(path)) != 0) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "cannot find my own path; set plugin_opt_gateway");
+			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX
+			                     "cannot find my own path; set plugin_opt_gateway");
 			return MOSQ_ERR_UNKNOWN;
 		}
 		file = path;
@@ -176,14 +192,17 @@ static int load_gateway(struct cable_plugin *p)
 		mode &= ~RTLD_DEEPBIND;
 	p->gw_handle = dlopen(file, mode);
 	if (p->gw_handle == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "plugin_opt_gateway: cannot load '%s': %s", file,
-				     dlerror());
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     LOG_PREFIX "plugin_opt_gateway: cannot load '%s': %s", file,
+		                     dlerror());
 		return MOSQ_ERR_UNKNOWN;
 	}
 	p->gw_api = dlsym(p->gw_handle, CABLE_GATEWAY_SYMBOL);
 	if (p->gw_api == NULL || p->gw_api->abi != CABLE_GATEWAY_ABI) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
-				     LOG_PREFIX "plugin_opt_gateway: '%s' is not a gateway of this version", file);
+		                     LOG_PREFIX
+		                     "plugin_opt_gateway: '%s' is not a gateway of this version",
+		                     file);
 		return MOSQ_ERR_UNKNOWN;
 	}
 	return check_lws_copy(p);
@@ -203,9 +222,10 @@ static int on_message(int event, void *event_data, void *userdata)
 
 	(void)event;
 	m = cable_msg_new(CABLE_MSG_PUBLISH, ev->topic, strlen(ev->topic), ev->payload,
-			  ev->payloadlen);
+	                  ev->payloadlen);
 	if (m == NULL)
-		return MOSQ_ERR_SUCCESS; /* counted as a drop by the missing delivery; nothing else to do */
+		return MOSQ_ERR_SUCCESS; /* counted as a drop by the missing delivery; nothing else
+		                            to do */
 	m->qos = ev->qos;
 	m->retain = ev->retain;
 	if (cable_queue_push(&p->link.to_gateway, m, false) != CABLE_OK)
@@ -218,10 +238,10 @@ static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
 	int rc;
 
 	rc = mosquitto_broker_publish_copy(NULL, m->topic, (int)m->payload_len, m->payload, m->qos,
-					   m->retain, NULL);
+	                                   m->retain, NULL);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "publish to '%s' failed: %s", m->topic,
-				     mosquitto_strerror(rc));
+		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "publish to '%s' failed: %s",
+		                     m->topic, mosquitto_strerror(rc));
 		cable_msg_free(m);
 		return;
 	}
@@ -237,10 +257,11 @@ static void report_drops(struct cable_plugin *p)
 
 	cable_queue_stats(&p->link.to_gateway, NULL, &dropped);
 	if (dropped != p->reported_drops) {
-		mosquitto_log_printf(MOSQ_LOG_WARNING,
-				     LOG_PREFIX "%llu messages for browsers dropped: the gateway queue is full "
-						"(plugin_opt_queue_messages / plugin_opt_queue_bytes)",
-				     (unsigned long long)(dropped - p->reported_drops));
+		mosquitto_log_printf(
+		        MOSQ_LOG_WARNING,
+		        LOG_PREFIX "%llu messages for browsers dropped: the gateway queue is full "
+		                   "(plugin_opt_queue_messages / plugin_opt_queue_bytes)",
+		        (unsigned long long)(dropped - p->reported_drops));
 		p->reported_drops = dropped;
 	}
 }
@@ -290,8 +311,9 @@ static int on_reload(int event, void *event_data, void *userdata)
 	(void)event_data;
 	rules = cable_rules_load(&p->opts, err, sizeof(err));
 	if (rules == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "reload failed, keeping the previous rules: %s",
-				     err);
+		mosquitto_log_printf(MOSQ_LOG_ERR,
+		                     LOG_PREFIX "reload failed, keeping the previous rules: %s",
+		                     err);
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	m = cable_msg_new(CABLE_MSG_RULES, "", 0, NULL, 0);
@@ -302,8 +324,8 @@ static int on_reload(int event, void *event_data, void *userdata)
 	m->ptr = rules;
 	cable_queue_push(&p->link.to_gateway, m, true);
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "reloaded %s%s%s", p->opts.channels_file,
-			     p->opts.jwt_secret_file ? " and " : "",
-			     p->opts.jwt_secret_file ? p->opts.jwt_secret_file : "");
+	                     p->opts.jwt_secret_file ? " and " : "",
+	                     p->opts.jwt_secret_file ? p->opts.jwt_secret_file : "");
 	/* Returning DEFER lets the broker run the other plugins' reload callbacks too. */
 	return MOSQ_ERR_PLUGIN_DEFER;
 }
@@ -312,20 +334,20 @@ static const struct {
 	int event;
 	MOSQ_FUNC_generic_callback cb;
 } callbacks[] = {
-	{MOSQ_EVT_MESSAGE, on_message},
-	{MOSQ_EVT_TICK, on_tick},
-	{MOSQ_EVT_RELOAD, on_reload},
+        {MOSQ_EVT_MESSAGE, on_message},
+        {MOSQ_EVT_TICK, on_tick},
+        {MOSQ_EVT_RELOAD, on_reload},
 };
 
 /* ---- Plugin entry points (broker thread) ------------------------------------------- */
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions);
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
-			  struct mosquitto_opt *opts, int opt_count);
+                          struct mosquitto_opt *opts, int opt_count);
 int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count);
 
 __attribute__((visibility("default"))) int mosquitto_plugin_version(int supported_version_count,
-								   const int *supported_versions)
+                                                                    const int *supported_versions)
 {
 	int i;
 
@@ -342,7 +364,8 @@ static void teardown(struct cable_plugin *p)
 
 	if (p->id) {
 		for (i = 0; i < CABLE_ARRAY_LEN(callbacks); i++)
-			mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].cb, NULL);
+			mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].cb,
+			                              NULL);
 	}
 	if (p->gw)
 		p->gw_api->stop(p->gw); /* joins the gateway thread */
@@ -357,9 +380,9 @@ static void teardown(struct cable_plugin *p)
 }
 
 __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier,
-								void **user_data,
-								struct mosquitto_opt *opts,
-								int opt_count)
+                                                                 void **user_data,
+                                                                 struct mosquitto_opt *opts,
+                                                                 int opt_count)
 {
 	struct cable_plugin *p;
 	struct cable_rules *rules;
@@ -387,9 +410,9 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 		return MOSQ_ERR_INVAL;
 	}
 	if (cable_queue_init(&p->link.to_gateway, p->opts.queue_messages, p->opts.queue_bytes,
-			     wake_gateway, p) != CABLE_OK ||
+	                     wake_gateway, p) != CABLE_OK ||
 	    cable_queue_init(&p->link.to_broker, p->opts.queue_messages, p->opts.queue_bytes,
-			     wake_broker, p) != CABLE_OK) {
+	                     wake_broker, p) != CABLE_OK) {
 		cable_rules_free(rules);
 		free(p);
 		return MOSQ_ERR_NOMEM;
@@ -415,24 +438,26 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 
 	p->id = identifier;
 	for (i = 0; i < CABLE_ARRAY_LEN(callbacks); i++) {
-		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb, NULL, p);
+		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb,
+		                                 NULL, p);
 		if (rc != MOSQ_ERR_SUCCESS) {
-			mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "cannot register callback %d: %s",
-					     callbacks[i].event, mosquitto_strerror(rc));
+			mosquitto_log_printf(MOSQ_LOG_ERR,
+			                     LOG_PREFIX "cannot register callback %d: %s",
+			                     callbacks[i].event, mosquitto_strerror(rc));
 			teardown(p);
 			return rc;
 		}
 	}
 	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "listening on %s://%s:%d%s (auth %s)",
-			     p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address, p->opts.gw.port,
-			     p->opts.gw.path, p->opts.gw.anonymous ? "anonymous" : "jwt");
+	                     p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address,
+	                     p->opts.gw.port, p->opts.gw.path,
+	                     p->opts.gw.anonymous ? "anonymous" : "jwt");
 	*user_data = p;
 	return MOSQ_ERR_SUCCESS;
 }
 
-__attribute__((visibility("default"))) int mosquitto_plugin_cleanup(void *user_data,
-								   struct mosquitto_opt *opts,
-								   int opt_count)
+__attribute__((visibility("default"))) int
+mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count)
 {
 	struct cable_plugin *p = user_data;
 	struct cable_msg *head, *m;

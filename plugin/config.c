@@ -29,28 +29,28 @@ struct opt_spec {
 
 /* The one list of options. Keep docs/configuration.md in step with it. */
 static const struct opt_spec opt_specs[] = {
-	{"address", OPT_STRING, OFF(gw.address), 0, 0},
-	{"port", OPT_PORT, OFF(gw.port), 1, 65535},
-	{"path", OPT_STRING, OFF(gw.path), 0, 0},
-	{"auth", OPT_AUTH, OFF(gw.anonymous), 0, 0},
-	{"token_param", OPT_STRING, OFF(gw.token_param), 0, 0},
-	{"ping_interval", OPT_UINT, OFF(gw.ping_interval), 1, 60},
-	{"max_message_size", OPT_SIZE, OFF(gw.max_message), 256, 16 * 1024 * 1024},
-	{"max_outbound_bytes", OPT_SIZE, OFF(gw.max_outbound), 4096, 1024LL * 1024 * 1024},
-	{"max_subscriptions", OPT_SIZE, OFF(gw.max_subscriptions), 1, 100000},
-	{"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
-	{"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
-	{"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
-	{"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
-	{"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
-	{"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},
-	{"jwt_audience", OPT_STRING, OFF(jwt_audience), 0, 0},
-	{"jwt_user_claim", OPT_STRING, OFF(jwt_user_claim), 0, 0},
-	{"jwt_leeway", OPT_LLONG, OFF(jwt_leeway), 0, 3600},
-	{"gateway", OPT_STRING, OFF(gateway_path), 0, 0},
-	{"wake_signal", OPT_UINT, OFF(wake_signal), 0, 15},
-	{"queue_messages", OPT_SIZE, OFF(queue_messages), 16, 10000000},
-	{"queue_bytes", OPT_SIZE, OFF(queue_bytes), 65536, 1024LL * 1024 * 1024 * 4},
+        {"address", OPT_STRING, OFF(gw.address), 0, 0},
+        {"port", OPT_PORT, OFF(gw.port), 1, 65535},
+        {"path", OPT_STRING, OFF(gw.path), 0, 0},
+        {"auth", OPT_AUTH, OFF(gw.anonymous), 0, 0},
+        {"token_param", OPT_STRING, OFF(gw.token_param), 0, 0},
+        {"ping_interval", OPT_UINT, OFF(gw.ping_interval), 1, 60},
+        {"max_message_size", OPT_SIZE, OFF(gw.max_message), 256, 16 * 1024 * 1024},
+        {"max_outbound_bytes", OPT_SIZE, OFF(gw.max_outbound), 4096, 1024LL * 1024 * 1024},
+        {"max_subscriptions", OPT_SIZE, OFF(gw.max_subscriptions), 1, 100000},
+        {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
+        {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
+        {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
+        {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
+        {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
+        {"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},
+        {"jwt_audience", OPT_STRING, OFF(jwt_audience), 0, 0},
+        {"jwt_user_claim", OPT_STRING, OFF(jwt_user_claim), 0, 0},
+        {"jwt_leeway", OPT_LLONG, OFF(jwt_leeway), 0, 3600},
+        {"gateway", OPT_STRING, OFF(gateway_path), 0, 0},
+        {"wake_signal", OPT_UINT, OFF(wake_signal), 0, 15},
+        {"queue_messages", OPT_SIZE, OFF(queue_messages), 16, 10000000},
+        {"queue_bytes", OPT_SIZE, OFF(queue_bytes), 65536, 1024LL * 1024 * 1024 * 4},
 };
 
 static void set_defaults(struct cable_options *o)
@@ -84,7 +84,7 @@ static int parse_number(const char *v, long long *out)
 }
 
 static int set_option(struct cable_options *o, const struct opt_spec *s, const char *v, char *err,
-		      size_t errlen)
+                      size_t errlen)
 {
 	char *field = (char *)o + s->offset;
 	long long n = 0;
@@ -107,8 +107,8 @@ static int set_option(struct cable_options *o, const struct opt_spec *s, const c
 		else if (!strcmp(v, "anonymous"))
 			*(bool *)field = true;
 		else {
-			snprintf(err, errlen, "plugin_opt_%s: '%s' is not one of: jwt, anonymous", s->key,
-				 v);
+			snprintf(err, errlen, "plugin_opt_%s: '%s' is not one of: jwt, anonymous",
+			         s->key, v);
 			return CABLE_EINVAL;
 		}
 		return CABLE_OK;
@@ -117,8 +117,9 @@ static int set_option(struct cable_options *o, const struct opt_spec *s, const c
 	case OPT_SIZE:
 	case OPT_LLONG:
 		if (parse_number(v, &n) != 0 || n < s->min || n > s->max) {
-			snprintf(err, errlen, "plugin_opt_%s: '%s' is not a whole number from %lld to %lld",
-				 s->key, v, s->min, s->max);
+			snprintf(err, errlen,
+			         "plugin_opt_%s: '%s' is not a whole number from %lld to %lld",
+			         s->key, v, s->min, s->max);
 			return CABLE_EINVAL;
 		}
 		if (s->type == OPT_SIZE)
@@ -137,7 +138,7 @@ bad:
 }
 
 int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_options *out,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	struct cable_options o;
 	size_t j;
@@ -154,8 +155,9 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 			}
 		}
 		if (s == NULL) {
-			snprintf(err, errlen, "plugin_opt_%s: unknown option (see docs/configuration.md)",
-				 opts[i].key);
+			snprintf(err, errlen,
+			         "plugin_opt_%s: unknown option (see docs/configuration.md)",
+			         opts[i].key);
 			return CABLE_EINVAL;
 		}
 		rc = set_option(&o, s, opts[i].value, err, errlen);
@@ -168,17 +170,20 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 		return CABLE_EINVAL;
 	}
 	if (o.channels_file == NULL) {
-		snprintf(err, errlen, "plugin_opt_channels_file: required (the channel map, see "
-				      "docs/channels.md)");
+		snprintf(err, errlen,
+		         "plugin_opt_channels_file: required (the channel map, see "
+		         "docs/channels.md)");
 		return CABLE_EINVAL;
 	}
 	if (!o.gw.anonymous && o.jwt_secret_file == NULL) {
-		snprintf(err, errlen, "plugin_opt_jwt_secret_file: required unless plugin_opt_auth is "
-				      "anonymous");
+		snprintf(err, errlen,
+		         "plugin_opt_jwt_secret_file: required unless plugin_opt_auth is "
+		         "anonymous");
 		return CABLE_EINVAL;
 	}
 	if ((o.gw.tls_cert == NULL) != (o.gw.tls_key == NULL)) {
-		snprintf(err, errlen, "plugin_opt_tls_cert_file and plugin_opt_tls_key_file go together");
+		snprintf(err, errlen,
+		         "plugin_opt_tls_cert_file and plugin_opt_tls_key_file go together");
 		return CABLE_EINVAL;
 	}
 	*out = o;
@@ -242,14 +247,15 @@ struct cable_rules *cable_rules_load(const struct cable_options *o, char *err, s
 	rc = cable_read_file(o->channels_file, &buf, &len, 16 * 1024 * 1024);
 	if (rc != CABLE_OK) {
 		snprintf(err, errlen, "plugin_opt_channels_file: cannot read '%s': %s",
-			 o->channels_file, rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
+		         o->channels_file, rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
 		goto fail;
 	}
 	r->chanmap = cable_chanmap_new(buf, len, &e);
 	free(buf);
 	buf = NULL;
 	if (r->chanmap == NULL) {
-		snprintf(err, errlen, "plugin_opt_channels_file: '%s': %s", o->channels_file, e.text);
+		snprintf(err, errlen, "plugin_opt_channels_file: '%s': %s", o->channels_file,
+		         e.text);
 		goto fail;
 	}
 
@@ -257,20 +263,20 @@ struct cable_rules *cable_rules_load(const struct cable_options *o, char *err, s
 		rc = cable_read_file(o->jwt_secret_file, &buf, &len, 64 * 1024);
 		if (rc != CABLE_OK) {
 			snprintf(err, errlen, "plugin_opt_jwt_secret_file: cannot read '%s': %s",
-				 o->jwt_secret_file,
-				 rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
+			         o->jwt_secret_file,
+			         rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
 			goto fail;
 		}
 		r->keys = cable_keyset_new();
 		if (r->keys == NULL)
 			goto nomem;
 		rc = cable_keyset_add(r->keys, NULL, "HS256", (const unsigned char *)buf,
-				      strip_newline(buf, len), &e);
+		                      strip_newline(buf, len), &e);
 		free(buf);
 		buf = NULL;
 		if (rc != CABLE_OK) {
-			snprintf(err, errlen, "plugin_opt_jwt_secret_file: '%s': %s", o->jwt_secret_file,
-				 e.text);
+			snprintf(err, errlen, "plugin_opt_jwt_secret_file: '%s': %s",
+			         o->jwt_secret_file, e.text);
 			goto fail;
 		}
 	}

@@ -209,10 +209,9 @@ static int value_for(struct values *v, enum cable_deliver how, const char **out,
 {
 	if (how == CABLE_DELIVER_ENVELOPE) {
 		if (!v->envelope_done) {
-			v->envelope_rc = cable_proto_envelope_value(v->m->topic, v->m->topic_len,
-								    v->m->payload, v->m->payload_len,
-								    v->m->retain, &v->envelope,
-								    &v->envelope_len);
+			v->envelope_rc = cable_proto_envelope_value(
+			        v->m->topic, v->m->topic_len, v->m->payload, v->m->payload_len,
+			        v->m->retain, &v->envelope, &v->envelope_len);
 			v->envelope_done = true;
 		}
 		*out = v->envelope;
@@ -221,7 +220,7 @@ static int value_for(struct values *v, enum cable_deliver how, const char **out,
 	}
 	if (!v->plain_done) {
 		v->plain_rc = cable_proto_payload_value(v->m->payload, v->m->payload_len, &v->plain,
-							&v->plain_len);
+		                                        &v->plain_len);
 		v->plain_done = true;
 	}
 	*out = v->plain;

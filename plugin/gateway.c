@@ -83,7 +83,7 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 		cable_frame_unref(f);
 	}
 	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
-			 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 }
 
 static void stop_check(lws_sorted_usec_list_t *sul)
@@ -158,7 +158,7 @@ static int header_equals(struct lws *wsi, enum lws_token_indexes t, const char *
 static int http_reply(struct lws *wsi, unsigned status, const char *body)
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-						  *end = buf + sizeof(buf) - 1;
+	                                  *end = buf + sizeof(buf) - 1;
 	size_t len = strlen(body);
 
 	if (lws_add_http_common_headers(wsi, status, "text/plain", (lws_filepos_t)len, &p, end) ||
@@ -172,7 +172,7 @@ static int http_reply(struct lws *wsi, unsigned status, const char *body)
 }
 
 static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-			  size_t len)
+                          size_t len)
 {
 	struct gw *gw = lws_context_user(lws_get_context(wsi));
 	struct session *s = user;
@@ -227,7 +227,7 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
  * then say nothing and let it close.
  */
 static int callback_unsupported(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-				void *in, size_t len)
+                                void *in, size_t len)
 {
 	(void)user;
 	(void)in;
@@ -238,9 +238,9 @@ static int callback_unsupported(struct lws *wsi, enum lws_callback_reasons reaso
 }
 
 static const struct lws_protocols protocols[] = {
-	{CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 4096, 0, NULL, 0},
-	{CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 4096, 0, NULL, 0},
+        {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* ---- Thread -------------------------------------------------------------------------- */
@@ -250,7 +250,7 @@ static void *gateway_main(void *arg)
 	struct gw *gw = arg;
 
 	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
-			 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	/* A stop requested before the thread ran is seen at the first wake-up. */
 	lws_cancel_service(gw->ctx);
 	while (!gw->finished)
@@ -284,8 +284,8 @@ static void gw_free(struct gw *gw)
 
 static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
 {
-	const char **fields[] = {&gw->cfg.address, &gw->cfg.path, &gw->cfg.token_param,
-				 &gw->cfg.tls_cert, &gw->cfg.tls_key, &gw->cfg.tls_ca};
+	const char **fields[] = {&gw->cfg.address,  &gw->cfg.path,    &gw->cfg.token_param,
+	                         &gw->cfg.tls_cert, &gw->cfg.tls_key, &gw->cfg.tls_ca};
 	size_t i;
 
 	gw->cfg = *cfg;
@@ -301,8 +301,8 @@ static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
 }
 
 static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
-				      struct cable_link *link, struct cable_rules *rules,
-				      char *err, size_t errlen)
+                                      struct cable_link *link, struct cable_rules *rules, char *err,
+                                      size_t errlen)
 {
 	struct lws_context_creation_info info;
 	sigset_t all, old;
@@ -330,8 +330,8 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	info.max_http_header_data = 16384; /* real Rails session cookies exceed lws' 4096 */
 	info.pt_serv_buf_size = 16384;
 	info.timeout_secs = 10; /* a handshake that does not finish in time is dropped */
-	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-		       LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+	               LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (gw->cfg.tls_cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = gw->cfg.tls_cert;
@@ -342,10 +342,11 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	gw->ctx = lws_create_context(&info);
 	if (gw->ctx == NULL) {
 		snprintf(err, errlen,
-			 "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port%s): address in use, "
-			 "not local, or not permitted",
-			 gw->cfg.address, gw->cfg.port,
-			 gw->cfg.tls_cert ? ", or unreadable plugin_opt_tls_* files" : "");
+		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port%s): address "
+		         "in use, "
+		         "not local, or not permitted",
+		         gw->cfg.address, gw->cfg.port,
+		         gw->cfg.tls_cert ? ", or unreadable plugin_opt_tls_* files" : "");
 		gw_free(gw);
 		return NULL;
 	}
@@ -393,15 +394,19 @@ static const char *gw_lws_version(void)
 
 static size_t gw_lws_entry_points(void **out, const char **names, size_t max)
 {
-#define ENTRY(fn) {(void *)fn, #fn}
+#define ENTRY(fn)                                                                                  \
+	{                                                                                          \
+		(void *)fn, #fn                                                                    \
+	}
 	const struct {
 		void *addr;
 		const char *name;
 	} entries[] = {
-		ENTRY(lws_create_context),  ENTRY(lws_service),	      ENTRY(lws_cancel_service),
-		ENTRY(lws_context_destroy), ENTRY(lws_write),	      ENTRY(lws_callback_on_writable),
-		ENTRY(lws_set_log_level),   ENTRY(lws_sul_schedule), ENTRY(lws_rx_flow_control),
-		ENTRY(lws_get_library_version),
+	        ENTRY(lws_create_context),  ENTRY(lws_service),
+	        ENTRY(lws_cancel_service),  ENTRY(lws_context_destroy),
+	        ENTRY(lws_write),           ENTRY(lws_callback_on_writable),
+	        ENTRY(lws_set_log_level),   ENTRY(lws_sul_schedule),
+	        ENTRY(lws_rx_flow_control), ENTRY(lws_get_library_version),
 	};
 #undef ENTRY
 	size_t i;
@@ -415,10 +420,10 @@ static size_t gw_lws_entry_points(void **out, const char **names, size_t max)
 
 __attribute__((visibility("default"))) extern const struct cable_gateway_api cable_gateway_api_v1;
 const struct cable_gateway_api cable_gateway_api_v1 = {
-	.abi = CABLE_GATEWAY_ABI,
-	.start = gw_start,
-	.wake = gw_wake,
-	.stop = gw_stop,
-	.lws_version = gw_lws_version,
-	.lws_entry_points = gw_lws_entry_points,
+        .abi = CABLE_GATEWAY_ABI,
+        .start = gw_start,
+        .wake = gw_wake,
+        .stop = gw_stop,
+        .lws_version = gw_lws_version,
+        .lws_entry_points = gw_lws_entry_points,
 };

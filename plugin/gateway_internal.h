@@ -45,7 +45,7 @@ struct ident {
 
 /* Everything subscribed to one stream topic or filter. */
 struct route {
-	UT_hash_handle hh; /* in gw->exact (topics) */
+	UT_hash_handle hh;           /* in gw->exact (topics) */
 	struct route *wprev, *wnext; /* in gw->wild (filters with wildcards) */
 	bool wildcard;
 	struct sub **subs; /* unordered; subs[i]->links[..].slot == i */
@@ -112,8 +112,8 @@ struct session {
 };
 
 struct gw_stats {
-	uint64_t connections, auth_failures, messages_in, frames_out, binary_skipped,
-		too_slow, publishes;
+	uint64_t connections, auth_failures, messages_in, frames_out, binary_skipped, too_slow,
+	        publishes;
 };
 
 struct gw {

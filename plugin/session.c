@@ -75,7 +75,8 @@ void session_send(struct session *s, struct cable_frame *f)
 	if (s->out_bytes + f->len > s->gw->cfg.max_outbound) {
 		s->gw->stats.too_slow++;
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s) closed: too slow, %zu bytes waiting (plugin_opt_max_outbound_bytes)",
+		       "connection %s (%s) closed: too slow, %zu bytes waiting "
+		       "(plugin_opt_max_outbound_bytes)",
 		       s->sid, s->peer, s->out_bytes);
 		session_close(s, "too_slow", true, LWS_CLOSE_STATUS_NORMAL);
 		return;
@@ -110,8 +111,8 @@ int session_writeable(struct session *s)
 
 	while (s->ring_count && n < 64) {
 		f = ring_pop(s);
-		if (lws_write(s->wsi, (unsigned char *)cable_frame_data(f), f->len, LWS_WRITE_TEXT) <
-		    (int)f->len) {
+		if (lws_write(s->wsi, (unsigned char *)cable_frame_data(f), f->len,
+		              LWS_WRITE_TEXT) < (int)f->len) {
 			cable_frame_unref(f);
 			return -1;
 		}
@@ -137,7 +138,7 @@ int session_writeable(struct session *s)
 static void make_sid(char *out)
 {
 	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	unsigned char raw[CABLE_SID_LEN];
 	size_t i;
 
@@ -172,14 +173,16 @@ static int authenticate(struct session *s)
 	}
 	token = token_from_query(s, buf, sizeof(buf));
 	if (token == NULL || *token == '\0') {
-		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s) unauthorized: no token in ?%s=",
-		       s->sid, s->peer, s->gw->cfg.token_param);
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s) unauthorized: no token in ?%s=", s->sid, s->peer,
+		       s->gw->cfg.token_param);
 		return CABLE_EAUTH;
 	}
-	rc = cable_jwt_verify(rules->keys, &rules->policy, token, strlen(token), now, &s->who, &err);
+	rc = cable_jwt_verify(rules->keys, &rules->policy, token, strlen(token), now, &s->who,
+	                      &err);
 	if (rc != CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s) unauthorized: %s", s->sid, s->peer,
-		       err.text);
+		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s) unauthorized: %s", s->sid,
+		       s->peer, err.text);
 		return rc;
 	}
 	if (s->who.exp) {
@@ -228,7 +231,7 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 /* ---- Subscriptions ------------------------------------------------------------------ */
 
 static void reply(struct session *s, struct cable_frame *(*enc)(const char *, size_t),
-		  const char *id, size_t len)
+                  const char *id, size_t len)
 {
 	struct cable_frame *f = enc(id, len);
 
@@ -260,7 +263,8 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
 	if (sub)
-		return; /* duplicate: the first confirm is already on the wire; never confirm twice */
+		return; /* duplicate: the first confirm is already on the wire; never confirm twice
+		         */
 	if (s->nsubs >= s->gw->cfg.max_subscriptions) {
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s, user %s) subscription rejected: limit of %zu reached",
@@ -269,10 +273,10 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		return;
 	}
 	rc = cable_chanmap_bind(s->gw->rules->chanmap, cmd->identifier, cmd->identifier_len,
-				&s->who, s->sid, &b, &err);
+	                        &s->who, s->sid, &b, &err);
 	if (rc != CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) subscription rejected: %s", s->sid,
-		       s->who.user, err.text);
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) subscription rejected: %s",
+		       s->sid, s->who.user, err.text);
 		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
 		return;
 	}
@@ -323,8 +327,9 @@ void session_rebind_all(struct gw *gw)
 		HASH_ITER(hh, s->subs, sub, tmp)
 		{
 			b = NULL;
-			if (cable_chanmap_bind(gw->rules->chanmap, sub->ident->raw, sub->ident->raw_len,
-					       &s->who, s->sid, &b, &err) == CABLE_OK) {
+			if (cable_chanmap_bind(gw->rules->chanmap, sub->ident->raw,
+			                       sub->ident->raw_len, &s->who, s->sid, &b,
+			                       &err) == CABLE_OK) {
 				sub_unlink_streams(gw, sub);
 				cable_binding_free(sub->binding);
 				sub->binding = b;
@@ -363,7 +368,9 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
 	if (sub == NULL) {
-		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): message for an identifier it is not subscribed to; ignored",
+		gw_log(s->gw, MOSQ_LOG_INFO,
+		       "connection %s (user %s): message for an identifier it is not subscribed "
+		       "to; ignored",
 		       s->sid, s->who.user);
 		return;
 	}
@@ -373,14 +380,15 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		return;
 	}
 	m = cable_msg_new(CABLE_MSG_PUBLISH, pub.topic, strlen(pub.topic), pub.payload,
-			  pub.payload_len);
+	                  pub.payload_len);
 	if (m) {
 		m->qos = pub.qos;
 		m->retain = pub.retain;
 	}
 	cable_publish_release(&pub);
 	if (m == NULL) {
-		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory; publish dropped", s->sid);
+		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory; publish dropped",
+		       s->sid);
 		return;
 	}
 	s->gw->stats.publishes++;
@@ -487,13 +495,14 @@ void session_receive(struct session *s, const void *in, size_t len)
 	if (s->rx_binary) {
 		/* As Rails: the JSON protocol has no binary frames; ignore them. */
 		if (final)
-			gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a binary frame", s->sid,
-			       s->peer);
+			gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a binary frame",
+			       s->sid, s->peer);
 		return;
 	}
 	if (s->rx_len + len > s->gw->cfg.max_message) {
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s) closed: message larger than %zu bytes (plugin_opt_max_message_size)",
+		       "connection %s (%s) closed: message larger than %zu bytes "
+		       "(plugin_opt_max_message_size)",
 		       s->sid, s->peer, s->gw->cfg.max_message);
 		session_close(s, "invalid_request", false, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
 		return;
@@ -504,7 +513,8 @@ void session_receive(struct session *s, const void *in, size_t len)
 			cap *= 2;
 		grown = realloc(s->rx, cap);
 		if (grown == NULL) {
-			session_close(s, "server_error", true, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+			session_close(s, "server_error", true,
+			              LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
 			return;
 		}
 		s->rx = grown;

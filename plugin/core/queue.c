@@ -6,7 +6,7 @@
 #include "cable_queue.h"
 
 struct cable_msg *cable_msg_new(enum cable_msg_kind kind, const char *topic, size_t topic_len,
-				const void *payload, size_t payload_len)
+                                const void *payload, size_t payload_len)
 {
 	struct cable_msg *m;
 
@@ -44,7 +44,7 @@ void cable_msg_free_chain(struct cable_msg *m)
 }
 
 int cable_queue_init(struct cable_queue *q, size_t max_count, size_t max_bytes,
-		     void (*wake)(void *arg), void *wake_arg)
+                     void (*wake)(void *arg), void *wake_arg)
 {
 	memset(q, 0, sizeof(*q));
 	if (pthread_mutex_init(&q->lock, NULL) != 0)

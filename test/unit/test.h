@@ -37,16 +37,16 @@
 			TEST_FAIL_("%s %s %s: %jd vs %jd", #a, #op, #b, a_, b_);                   \
 	} while (0)
 
-#define ASSERT_EQ(a, b) ASSERT_INT_OP_(a, ==, b)
-#define ASSERT_NE(a, b) ASSERT_INT_OP_(a, !=, b)
-#define ASSERT_LT(a, b) ASSERT_INT_OP_(a, <, b)
-#define ASSERT_LE(a, b) ASSERT_INT_OP_(a, <=, b)
-#define ASSERT_GT(a, b) ASSERT_INT_OP_(a, >, b)
-#define ASSERT_GE(a, b) ASSERT_INT_OP_(a, >=, b)
-#define ASSERT_OK(a) ASSERT_EQ(a, 0)
-#define ASSERT_TRUE(a) ASSERT(a)
-#define ASSERT_FALSE(a) ASSERT(!(a))
-#define ASSERT_NULL(p) ASSERT((p) == NULL)
+#define ASSERT_EQ(a, b)    ASSERT_INT_OP_(a, ==, b)
+#define ASSERT_NE(a, b)    ASSERT_INT_OP_(a, !=, b)
+#define ASSERT_LT(a, b)    ASSERT_INT_OP_(a, <, b)
+#define ASSERT_LE(a, b)    ASSERT_INT_OP_(a, <=, b)
+#define ASSERT_GT(a, b)    ASSERT_INT_OP_(a, >, b)
+#define ASSERT_GE(a, b)    ASSERT_INT_OP_(a, >=, b)
+#define ASSERT_OK(a)       ASSERT_EQ(a, 0)
+#define ASSERT_TRUE(a)     ASSERT(a)
+#define ASSERT_FALSE(a)    ASSERT(!(a))
+#define ASSERT_NULL(p)     ASSERT((p) == NULL)
 #define ASSERT_NOT_NULL(p) ASSERT((p) != NULL)
 
 #define ASSERT_STR_EQ(a, b)                                                                        \
@@ -54,15 +54,15 @@
 		const char *a_ = (a), *b_ = (b);                                                   \
 		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                               \
 			TEST_FAIL_("%s == %s: \"%s\" vs \"%s\"", #a, #b, a_ ? a_ : "(null)",       \
-				   b_ ? b_ : "(null)");                                            \
+			           b_ ? b_ : "(null)");                                            \
 	} while (0)
 
 #define ASSERT_MEM_EQ(a, b, n)                                                                     \
 	do {                                                                                       \
 		if (memcmp((a), (b), (n)) != 0)                                                    \
 			TEST_FAIL_("%s == %s (%zu bytes): \"%.*s\" vs \"%.*s\"", #a, #b,           \
-				   (size_t)(n), (int)(n), (const char *)(a), (int)(n),             \
-				   (const char *)(b));                                             \
+			           (size_t)(n), (int)(n), (const char *)(a), (int)(n),             \
+			           (const char *)(b));                                             \
 	} while (0)
 
 struct test_case {
@@ -70,7 +70,10 @@ struct test_case {
 	void (*fn)(void);
 };
 
-#define TEST(fn) {#fn, fn}
+#define TEST(fn)                                                                                   \
+	{                                                                                          \
+#fn, fn                                                                            \
+	}
 
 #define TEST_MAIN(...)                                                                             \
 	int main(int argc, char **argv)                                                            \

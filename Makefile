@@ -1,0 +1,49 @@
+# mosquitto-cable: the two commands.
+#   make run    install what is missing (Debian 12), build, start mosquitto with the plugin
+#   make test   install what is missing, build, run every test
+# Everything else is CMake underneath: cmake -S . -B build && cmake --build build.
+
+BUILD ?= build
+CMAKE_FLAGS ?=
+ifdef CI
+CMAKE_FLAGS += -DCABLE_WERROR=ON
+endif
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all build run test unit check-format format clean
+
+all: build
+
+build:
+	scripts/deps.sh build
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+run:
+	scripts/deps.sh run
+	$(MAKE) --no-print-directory build
+	BUILD=$(BUILD) scripts/run.sh
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+test:
+	scripts/deps.sh test
+	$(MAKE) --no-print-directory build node_modules/.package-lock.json
+	$(MAKE) --no-print-directory check-format
+	ctest --test-dir $(BUILD) --output-on-failure -j 1
+
+unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+check-format:
+	clang-format --dry-run -Werror $(C_SOURCES)
+
+format:
+	clang-format -i $(C_SOURCES)
+
+clean:
+	rm -rf $(BUILD)
