@@ -10,7 +10,7 @@ CMAKE_FLAGS += -DCABLE_WERROR=ON
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test unit check-format format clean
+.PHONY: all build run test unit bench check-format format clean
 
 all: build
 
@@ -33,6 +33,12 @@ test:
 	$(MAKE) --no-print-directory build node_modules/.package-lock.json
 	$(MAKE) --no-print-directory check-format
 	ctest --test-dir $(BUILD) --output-on-failure -j 1
+
+# The benchmark suite (minutes; not part of make test). Writes docs/benchmarks.md.
+bench:
+	scripts/deps.sh test
+	$(MAKE) --no-print-directory build
+	BUILD=$(BUILD) bench/run.sh
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit

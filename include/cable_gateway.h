@@ -41,6 +41,7 @@ struct cable_gateway_config {
 	const char *tls_cert;     /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;
+	const char *http_dir; /* serve static files from here on the same port; NULL = off */
 };
 
 /* The queues and wake-up the two sides share; owned by the adapter. */

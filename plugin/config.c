@@ -41,6 +41,7 @@ static const struct opt_spec opt_specs[] = {
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
+        {"http_dir", OPT_STRING, OFF(gw.http_dir), 0, 0},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
         {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
         {"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},

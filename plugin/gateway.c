@@ -191,7 +191,8 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return header_equals(wsi, WSI_TOKEN_GET_URI, gw->cfg.path) ? 0 : -1;
 
 	case LWS_CALLBACK_HTTP:
-		if (in && strcmp(in, "/health") == 0)
+		/* Plain HTTP: /health, else 404 as Rails answers a non-WebSocket request. */
+		if (header_equals(wsi, WSI_TOKEN_GET_URI, "/health"))
 			return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
 		return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "Page not found\n");
 
@@ -339,6 +340,21 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 		info.ssl_ca_filepath = gw->cfg.tls_ca;
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
 	}
+	/* /health always; the static directory (off by default) under "/". */
+	gw->mounts[0].mountpoint = "/health";
+	gw->mounts[0].mountpoint_len = 7;
+	gw->mounts[0].origin = CABLE_PROTOCOL_V1_JSON;
+	gw->mounts[0].origin_protocol = LWSMPRO_CALLBACK;
+	if (gw->cfg.http_dir) {
+		gw->mounts[0].mount_next = &gw->mounts[1];
+		gw->mounts[1].mountpoint = "/";
+		gw->mounts[1].mountpoint_len = 1;
+		gw->mounts[1].origin = gw->cfg.http_dir;
+		gw->mounts[1].def = "index.html";
+		gw->mounts[1].origin_protocol = LWSMPRO_FILE;
+		gw->mounts[1].cache_max_age = 0;
+	}
+	info.mounts = gw->mounts;
 	gw->ctx = lws_create_context(&info);
 	if (gw->ctx == NULL) {
 		snprintf(err, errlen,

@@ -118,7 +118,8 @@ struct gw_stats {
 
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
-	char *strings[7];
+	char *strings[8];
+	struct lws_http_mount mounts[2]; /* /health, and the static directory when configured */
 	struct cable_link *link;
 	struct cable_rules *rules;
 	struct lws_context *ctx;
