@@ -41,7 +41,9 @@ struct cable_gateway_config {
 	const char *tls_cert;     /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;
-	const char *http_dir; /* serve static files from here on the same port; NULL = off */
+	const char *http_dir;        /* serve static files from here on the same port; NULL = off */
+	const char *allowed_origins; /* Origin allow-list (cable_origin.h); NULL = no check */
+	const char *token_cookie;    /* cookie carrying the token; NULL = none */
 };
 
 /* The queues and wake-up the two sides share; owned by the adapter. */
@@ -52,6 +54,23 @@ struct cable_link {
 };
 
 struct cable_gateway;
+
+/*
+ * The bytes of the configuration files, read by the adapter (broker thread). The
+ * gateway parses them with its own copy of the core, so every object in a rule set is
+ * created and used by one copy of the code (static tables compared by address stay
+ * consistent). File names are for error messages only.
+ */
+struct cable_rules_source {
+	const char *channels;
+	size_t channels_len;
+	const char *channels_file;
+	const unsigned char *secret; /* NULL in anonymous mode */
+	size_t secret_len;
+	const char *secret_file;
+	const char *issuer, *audience, *user_claim;
+	long long leeway;
+};
 
 struct cable_gateway_api {
 	int abi; /* CABLE_GATEWAY_ABI */
@@ -64,6 +83,14 @@ struct cable_gateway_api {
 	struct cable_gateway *(*start)(const struct cable_gateway_config *cfg,
 	                               struct cable_link *link, struct cable_rules *rules,
 	                               char *err, size_t errlen);
+
+	/*
+	 * Broker thread (init and reload). Parse and validate a rule set. NULL with one line
+	 * naming the file in err. Free with rules_free unless handed to start() or queued.
+	 */
+	struct cable_rules *(*rules_new)(const struct cable_rules_source *src, char *err,
+	                                 size_t errlen);
+	void (*rules_free)(struct cable_rules *rules);
 
 	/* Any thread: wake the gateway (lws_cancel_service) to look at its queue. */
 	void (*wake)(struct cable_gateway *gw);

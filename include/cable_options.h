@@ -38,10 +38,12 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
                         char *err, size_t errlen);
 
 /*
- * Read and validate every file the options name and build a rule set. NULL on error
- * with one line naming the option and the file in err. Used at start and on reload.
+ * Read every file the options name and have the gateway build a rule set from them.
+ * NULL on error with one line naming the option and the file in err. Used at start and
+ * on reload; free the result with api->rules_free.
  */
-struct cable_rules *cable_rules_load(const struct cable_options *o, char *err, size_t errlen);
+struct cable_rules *cable_rules_load(const struct cable_options *o,
+                                     const struct cable_gateway_api *api, char *err, size_t errlen);
 
 /* Read a whole file into a NUL-terminated malloc'd buffer. CABLE_OK, CABLE_EIO, CABLE_ENOMEM. */
 int cable_read_file(const char *path, char **out, size_t *len, size_t max);

@@ -287,7 +287,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 			mosquitto_log_printf(m->level, LOG_PREFIX "%s", m->topic);
 			cable_msg_free(m);
 			break;
-		case CABLE_MSG_RULES:
+		case CABLE_MSG_RULES: /* never sent this way */
 			cable_msg_free(m);
 			break;
 		}
@@ -309,7 +309,7 @@ static int on_reload(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)event_data;
-	rules = cable_rules_load(&p->opts, err, sizeof(err));
+	rules = cable_rules_load(&p->opts, p->gw_api, err, sizeof(err));
 	if (rules == NULL) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
 		                     LOG_PREFIX "reload failed, keeping the previous rules: %s",
@@ -318,7 +318,7 @@ static int on_reload(int event, void *event_data, void *userdata)
 	}
 	m = cable_msg_new(CABLE_MSG_RULES, "", 0, NULL, 0);
 	if (m == NULL) {
-		cable_rules_free(rules);
+		p->gw_api->rules_free(rules);
 		return MOSQ_ERR_PLUGIN_DEFER;
 	}
 	m->ptr = rules;
@@ -403,17 +403,10 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 	/* jansson seeds its hash function lazily; do it once before a second thread exists. */
 	json_object_seed(0);
 
-	rules = cable_rules_load(&p->opts, err, sizeof(err));
-	if (rules == NULL) {
-		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s", err);
-		free(p);
-		return MOSQ_ERR_INVAL;
-	}
 	if (cable_queue_init(&p->link.to_gateway, p->opts.queue_messages, p->opts.queue_bytes,
 	                     wake_gateway, p) != CABLE_OK ||
 	    cable_queue_init(&p->link.to_broker, p->opts.queue_messages, p->opts.queue_bytes,
 	                     wake_broker, p) != CABLE_OK) {
-		cable_rules_free(rules);
 		free(p);
 		return MOSQ_ERR_NOMEM;
 	}
@@ -423,15 +416,20 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 	if (rc == MOSQ_ERR_SUCCESS)
 		rc = load_gateway(p);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		cable_rules_free(rules);
 		teardown(p);
 		return rc;
 	}
 
+	rules = cable_rules_load(&p->opts, p->gw_api, err, sizeof(err));
+	if (rules == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s", err);
+		teardown(p);
+		return MOSQ_ERR_INVAL;
+	}
 	p->gw = p->gw_api->start(&p->opts.gw, &p->link, rules, err, sizeof(err));
 	if (p->gw == NULL) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX "%s", err);
-		cable_rules_free(rules);
+		p->gw_api->rules_free(rules);
 		teardown(p);
 		return MOSQ_ERR_UNKNOWN;
 	}

@@ -16,6 +16,8 @@
 #include "cable.h"
 #include "cable_options.h"
 
+#include <openssl/crypto.h>
+
 enum opt_type { OPT_STRING, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_BOOL, OPT_AUTH, OPT_LLONG };
 
 struct opt_spec {
@@ -42,6 +44,8 @@ static const struct opt_spec opt_specs[] = {
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
         {"http_dir", OPT_STRING, OFF(gw.http_dir), 0, 0},
+        {"allowed_origins", OPT_STRING, OFF(gw.allowed_origins), 0, 0},
+        {"token_cookie", OPT_STRING, OFF(gw.token_cookie), 0, 0},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
         {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
         {"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},
@@ -221,81 +225,57 @@ int cable_read_file(const char *path, char **out, size_t *len, size_t max)
 /* A secret file's one trailing newline (\n or \r\n) is not part of the secret. */
 static size_t strip_newline(const char *s, size_t len)
 {
-	if (len && s[len - 1] == '\n')
+	if (len && s[len - 1] == '\n') {
 		len--;
-	if (len && s[len - 1] == '\r')
-		len--;
+		if (len && s[len - 1] == '\r')
+			len--;
+	}
 	return len;
 }
 
-static char *dup_or_null(const char *s)
+static int read_option_file(const char *option, const char *path, size_t max, char **buf,
+                            size_t *len, char *err, size_t errlen)
 {
-	return s ? strdup(s) : NULL;
+	int rc = cable_read_file(path, buf, len, max);
+
+	if (rc != CABLE_OK)
+		snprintf(err, errlen, "plugin_opt_%s: cannot read '%s': %s", option, path,
+		         rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
+	return rc;
 }
 
-struct cable_rules *cable_rules_load(const struct cable_options *o, char *err, size_t errlen)
+struct cable_rules *cable_rules_load(const struct cable_options *o,
+                                     const struct cable_gateway_api *api, char *err, size_t errlen)
 {
-	struct cable_rules *r;
-	struct cable_error e = {0};
-	char *buf = NULL;
+	struct cable_rules_source src = {0};
+	struct cable_rules *r = NULL;
+	char *channels = NULL, *secret = NULL;
 	size_t len;
-	int rc;
 
-	r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		goto nomem;
-
-	rc = cable_read_file(o->channels_file, &buf, &len, 16 * 1024 * 1024);
-	if (rc != CABLE_OK) {
-		snprintf(err, errlen, "plugin_opt_channels_file: cannot read '%s': %s",
-		         o->channels_file, rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
-		goto fail;
-	}
-	r->chanmap = cable_chanmap_new(buf, len, &e);
-	free(buf);
-	buf = NULL;
-	if (r->chanmap == NULL) {
-		snprintf(err, errlen, "plugin_opt_channels_file: '%s': %s", o->channels_file,
-		         e.text);
-		goto fail;
-	}
-
+	if (read_option_file("channels_file", o->channels_file, 16 * 1024 * 1024, &channels, &len,
+	                     err, errlen) != CABLE_OK)
+		goto out;
+	src.channels = channels;
+	src.channels_len = len;
+	src.channels_file = o->channels_file;
 	if (!o->gw.anonymous) {
-		rc = cable_read_file(o->jwt_secret_file, &buf, &len, 64 * 1024);
-		if (rc != CABLE_OK) {
-			snprintf(err, errlen, "plugin_opt_jwt_secret_file: cannot read '%s': %s",
-			         o->jwt_secret_file,
-			         rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
-			goto fail;
-		}
-		r->keys = cable_keyset_new();
-		if (r->keys == NULL)
-			goto nomem;
-		rc = cable_keyset_add(r->keys, NULL, "HS256", (const unsigned char *)buf,
-		                      strip_newline(buf, len), &e);
-		free(buf);
-		buf = NULL;
-		if (rc != CABLE_OK) {
-			snprintf(err, errlen, "plugin_opt_jwt_secret_file: '%s': %s",
-			         o->jwt_secret_file, e.text);
-			goto fail;
-		}
+		if (read_option_file("jwt_secret_file", o->jwt_secret_file, 64 * 1024, &secret,
+		                     &len, err, errlen) != CABLE_OK)
+			goto out;
+		src.secret = (const unsigned char *)secret;
+		src.secret_len = strip_newline(secret, len);
+		src.secret_file = o->jwt_secret_file;
 	}
-
-	r->strings[0] = dup_or_null(o->jwt_issuer);
-	r->strings[1] = dup_or_null(o->jwt_audience);
-	r->strings[2] = dup_or_null(o->jwt_user_claim);
-	r->policy.issuer = r->strings[0];
-	r->policy.audience = r->strings[1];
-	r->policy.user_claim = r->strings[2];
-	r->policy.leeway = o->jwt_leeway;
-	r->policy.require_exp = true;
+	src.issuer = o->jwt_issuer;
+	src.audience = o->jwt_audience;
+	src.user_claim = o->jwt_user_claim;
+	src.leeway = o->jwt_leeway;
+	r = api->rules_new(&src, err, errlen);
+out:
+	free(channels);
+	if (secret) {
+		OPENSSL_cleanse(secret, len);
+		free(secret);
+	}
 	return r;
-
-nomem:
-	snprintf(err, errlen, "out of memory while loading the configuration files");
-fail:
-	free(buf);
-	cable_rules_free(r);
-	return NULL;
 }

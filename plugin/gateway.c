@@ -62,6 +62,9 @@ static void lws_log_emit(int level, const char *line)
 
 	if (lws_log_target == NULL)
 		return;
+	/* Our own refusals (path, Origin) are logged by us, with the reason. */
+	if (strstr(line, "User code denied connection"))
+		return;
 	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	gw_log(lws_log_target, level == LLL_ERR ? MOSQ_LOG_ERR : MOSQ_LOG_WARNING,
@@ -155,6 +158,26 @@ static int header_equals(struct lws *wsi, enum lws_token_indexes t, const char *
 	return n >= 0 && strcmp(buf, want) == 0;
 }
 
+/* Origin check before the upgrade; a refusal is an HTTP 403 (and a log line). */
+static bool origin_allowed(struct gw *gw, struct lws *wsi)
+{
+	char origin[512], peer[64];
+	int n;
+
+	if (gw->origins == NULL)
+		return true;
+	n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+	if (cable_origins_allow(gw->origins, n > 0 ? origin : NULL, n > 0 ? (size_t)n : 0))
+		return true;
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	gw_log(gw, MOSQ_LOG_NOTICE,
+	       "upgrade from %s refused: Origin '%.100s' is not allowed "
+	       "(plugin_opt_allowed_origins)",
+	       peer, n > 0 ? origin : "(none)");
+	lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "Origin not allowed");
+	return false;
+}
+
 static int http_reply(struct lws *wsi, unsigned status, const char *body)
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
@@ -187,8 +210,12 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return gw->stopping ? -1 : 0;
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* Only upgrades on the configured path. */
-		return header_equals(wsi, WSI_TOKEN_GET_URI, gw->cfg.path) ? 0 : -1;
+		/* Only upgrades on the configured path, and only from allowed origins. */
+		if (!header_equals(wsi, WSI_TOKEN_GET_URI, gw->cfg.path)) {
+			lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "Page not found");
+			return -1;
+		}
+		return origin_allowed(gw, wsi) ? 0 : -1;
 
 	case LWS_CALLBACK_HTTP:
 		/* Plain HTTP: /health, else 404 as Rails answers a non-WebSocket request. */
@@ -278,6 +305,7 @@ static void gw_free(struct gw *gw)
 		free(id);
 	}
 	cable_rules_free(gw->rules);
+	cable_origins_free(gw->origins);
 	for (i = 0; i < CABLE_ARRAY_LEN(gw->strings); i++)
 		free(gw->strings[i]);
 	free(gw);
@@ -317,6 +345,17 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	}
 	gw->link = link;
 	atomic_init(&gw->stop_requested, false);
+	if (gw->cfg.allowed_origins) {
+		struct cable_error e = {0};
+
+		gw->origins = cable_origins_new(gw->cfg.allowed_origins,
+		                                strlen(gw->cfg.allowed_origins), &e);
+		if (gw->origins == NULL) {
+			snprintf(err, errlen, "plugin_opt_allowed_origins: %s", e.text);
+			gw_free(gw);
+			return NULL;
+		}
+	}
 
 	lws_log_target = gw;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
@@ -384,6 +423,57 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	return (struct cable_gateway *)gw;
 }
 
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* Broker thread. See cable_gateway_api.rules_new. */
+static struct cable_rules *gw_rules_new(const struct cable_rules_source *src, char *err,
+                                        size_t errlen)
+{
+	struct cable_error e = {0};
+	struct cable_rules *r;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		goto nomem;
+	r->chanmap = cable_chanmap_new(src->channels, src->channels_len, &e);
+	if (r->chanmap == NULL) {
+		snprintf(err, errlen, "plugin_opt_channels_file: '%s': %s", src->channels_file,
+		         e.text);
+		goto fail;
+	}
+	if (src->secret) {
+		r->keys = cable_keyset_new();
+		if (r->keys == NULL)
+			goto nomem;
+		if (cable_keyset_add(r->keys, NULL, "HS256", src->secret, src->secret_len, &e) !=
+		    CABLE_OK) {
+			snprintf(err, errlen, "plugin_opt_jwt_secret_file: '%s': %s",
+			         src->secret_file, e.text);
+			goto fail;
+		}
+	}
+	r->strings[0] = dup_or_null(src->issuer);
+	r->strings[1] = dup_or_null(src->audience);
+	r->strings[2] = dup_or_null(src->user_claim);
+	if ((src->issuer && !r->strings[0]) || (src->audience && !r->strings[1]) ||
+	    (src->user_claim && !r->strings[2]))
+		goto nomem;
+	r->policy.issuer = r->strings[0];
+	r->policy.audience = r->strings[1];
+	r->policy.user_claim = r->strings[2];
+	r->policy.leeway = src->leeway;
+	r->policy.require_exp = true; /* tokens are short-lived by design */
+	return r;
+nomem:
+	snprintf(err, errlen, "out of memory while loading the configuration files");
+fail:
+	cable_rules_free(r);
+	return NULL;
+}
+
 static void gw_wake(struct cable_gateway *g)
 {
 	struct gw *gw = (struct gw *)g;
@@ -438,6 +528,8 @@ __attribute__((visibility("default"))) extern const struct cable_gateway_api cab
 const struct cable_gateway_api cable_gateway_api_v1 = {
         .abi = CABLE_GATEWAY_ABI,
         .start = gw_start,
+        .rules_new = gw_rules_new,
+        .rules_free = cable_rules_free,
         .wake = gw_wake,
         .stop = gw_stop,
         .lws_version = gw_lws_version,

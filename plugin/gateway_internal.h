@@ -25,6 +25,7 @@
 #include "cable_chanmap.h"
 #include "cable_frame.h"
 #include "cable_gateway.h"
+#include "cable_origin.h"
 #include "cable_principal.h"
 #include "cable_queue.h"
 #include "cable_rules.h"
@@ -118,7 +119,8 @@ struct gw_stats {
 
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
-	char *strings[8];
+	char *strings[10];
+	struct cable_origins *origins;   /* NULL: no Origin check */
 	struct lws_http_mount mounts[2]; /* /health, and the static directory when configured */
 	struct cable_link *link;
 	struct cable_rules *rules;

@@ -4,6 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <mosquitto.h>
@@ -149,13 +150,37 @@ static void make_sid(char *out)
 	out[CABLE_SID_LEN] = '\0';
 }
 
-/* The token from the configured query parameter; NULL if absent. */
-static const char *token_from_query(struct session *s, char *buf, size_t len)
+/*
+ * The token, from the first place that has one: the query parameter (browsers and
+ * AnyCable clients), the configured cookie, or "Authorization: Bearer" (non-browser
+ * clients). NULL if none.
+ */
+static const char *find_token(struct session *s, char *buf, size_t len, const char **where)
 {
-	char name[64];
+	char name[80];
+	const char *t;
+	size_t n = len;
+	int hl;
 
 	snprintf(name, sizeof(name), "%s=", s->gw->cfg.token_param);
-	return lws_get_urlarg_by_name(s->wsi, name, buf, (int)len);
+	t = lws_get_urlarg_by_name(s->wsi, name, buf, (int)len);
+	if (t && *t) {
+		*where = "query";
+		return t;
+	}
+	if (s->gw->cfg.token_cookie &&
+	    lws_http_cookie_get(s->wsi, s->gw->cfg.token_cookie, buf, &n) == 0 && n > 0) {
+		buf[n < len ? n : len - 1] = '\0';
+		*where = "cookie";
+		return buf;
+	}
+	hl = lws_hdr_copy(s->wsi, buf, (int)len, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (hl > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
+		*where = "authorization";
+		return buf + 7;
+	}
+	*where = "none";
+	return NULL;
 }
 
 static int authenticate(struct session *s)
@@ -163,7 +188,7 @@ static int authenticate(struct session *s)
 	struct cable_rules *rules = s->gw->rules;
 	struct cable_error err = {0};
 	char buf[CABLE_JWT_MAX_LEN + 64];
-	const char *token;
+	const char *token, *where;
 	long long now = (long long)time(NULL);
 	int rc;
 
@@ -171,18 +196,22 @@ static int authenticate(struct session *s)
 		s->who.user = strdup("anonymous");
 		return s->who.user ? CABLE_OK : CABLE_ENOMEM;
 	}
-	token = token_from_query(s, buf, sizeof(buf));
+	token = find_token(s, buf, sizeof(buf), &where);
 	if (token == NULL || *token == '\0') {
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s) unauthorized: no token in ?%s=", s->sid, s->peer,
-		       s->gw->cfg.token_param);
+		       "connection %s (%s) unauthorized: no token (?%s=%s%s, or Authorization: "
+		       "Bearer)",
+		       s->sid, s->peer, s->gw->cfg.token_param,
+		       s->gw->cfg.token_cookie ? ", cookie " : "",
+		       s->gw->cfg.token_cookie ? s->gw->cfg.token_cookie : "");
 		return CABLE_EAUTH;
 	}
 	rc = cable_jwt_verify(rules->keys, &rules->policy, token, strlen(token), now, &s->who,
 	                      &err);
 	if (rc != CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s) unauthorized: %s", s->sid,
-		       s->peer, err.text);
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s) unauthorized: %s (token from %s)", s->sid, s->peer,
+		       err.text, where);
 		return rc;
 	}
 	if (s->who.exp) {
