@@ -38,6 +38,9 @@ struct cable_gateway_config {
 	size_t max_message;       /* largest client message in bytes; bigger closes 1009 */
 	size_t max_outbound;      /* per-connection queued bytes before too_slow */
 	size_t max_subscriptions; /* per connection */
+	size_t max_connections;   /* in total; 0 = no limit */
+	size_t max_per_ip;        /* per client address; 0 = no limit */
+	size_t max_per_user;      /* per authenticated user; 0 = no limit */
 	const char *tls_cert;     /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;

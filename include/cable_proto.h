@@ -50,9 +50,11 @@ struct cable_cmd {
 /*
  * Decode one text frame. On success fills *out (release with cable_cmd_release).
  * Errors (CABLE_EPROTO, err->text says which): not JSON (err->offset = byte
- * position), not an object, "command" missing or not a string, "identifier" missing
- * or not a string or empty (for subscribe/unsubscribe/message), "data" missing or not
- * a string (for message). CABLE_ENOMEM on allocation failure.
+ * position; this includes duplicate keys and "\u0000" in a string), not an object,
+ * "command" missing or not a string, "identifier" missing or not a string or empty
+ * (for subscribe/unsubscribe/message), "data" missing or not a string (for message).
+ * CABLE_ENOMEM on allocation failure. For CABLE_CMD_UNKNOWN, `identifier` is set
+ * when the frame has a string "identifier" and is NULL otherwise.
  */
 int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struct cable_error *err);
 
@@ -60,9 +62,13 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 void cable_cmd_release(struct cable_cmd *cmd);
 
 /* ---- Server -> client ---------------------------------------------------------- */
-/* Each encoder returns a new frame (refs = 1) or NULL on ENOMEM. */
+/*
+ * Each encoder returns a new frame (refs = 1) or NULL on ENOMEM. String arguments
+ * are written as JSON strings; bytes that are not well-formed UTF-8 cannot be, and
+ * also give NULL (never the case for an identifier from cable_proto_decode).
+ */
 
-/* {"type":"welcome","sid":"<sid>"} */
+/* {"type":"welcome","sid":"<sid>"}; sid NULL gives Rails' {"type":"welcome"} */
 struct cable_frame *cable_proto_welcome(const char *sid);
 
 /* {"type":"ping","message":<unix seconds>} */
@@ -88,7 +94,8 @@ char *cable_proto_json_string(const char *s, size_t len, size_t *out_len);
  * The "message" value that carries an MQTT payload, as JSON text (malloc'd,
  * NUL-terminated, length in *out_len):
  *   - a payload that is a valid JSON document (any JSON value) is used verbatim;
- *   - otherwise, valid UTF-8 text becomes a JSON string;
+ *   - otherwise, valid UTF-8 text becomes a JSON string ("text" here is well-formed
+ *     UTF-8 without NUL bytes; control characters are fine and get escaped);
  *   - otherwise (binary) the result is CABLE_EINVAL: the caller decides (the plain
  *     delivery mode drops such messages and counts them).
  */

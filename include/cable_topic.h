@@ -21,7 +21,9 @@
 /*
  * Valid UTF-8 as MQTT requires (and mosquitto_validate_utf8 checks): well-formed,
  * no overlong forms, no surrogates, no code points above U+10FFFF, no U+0000,
- * and no control characters U+0001..U+001F and U+007F..U+009F.
+ * no control characters U+0001..U+001F and U+007F..U+009F, and no non-characters
+ * (U+FDD0..U+FDEF and U+xFFFE/U+xFFFF in every plane). Unlike libmosquitto, a
+ * sequence truncated by `len` is always rejected without reading past `len`.
  */
 bool cable_utf8_valid(const char *s, size_t len);
 
@@ -57,8 +59,9 @@ bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer
 
 /*
  * A value that is substituted into a topic template as one whole level (a channel
- * parameter, a user name): 1..max_len bytes, valid UTF-8, no '/', '+', '#', and not
- * starting with '$'. Such a value can never widen a topic or reach a system topic.
+ * parameter, a user name): 1..CABLE_TOPIC_MAX_LEN bytes, valid UTF-8, no '/', '+',
+ * '#', and not starting with '$'. Such a value can never widen a topic or reach a
+ * system topic.
  */
 bool cable_topic_level_valid(const char *s, size_t len);
 

@@ -40,6 +40,9 @@ static const struct opt_spec opt_specs[] = {
         {"max_message_size", OPT_SIZE, OFF(gw.max_message), 256, 16 * 1024 * 1024},
         {"max_outbound_bytes", OPT_SIZE, OFF(gw.max_outbound), 4096, 1024LL * 1024 * 1024},
         {"max_subscriptions", OPT_SIZE, OFF(gw.max_subscriptions), 1, 100000},
+        {"max_connections", OPT_SIZE, OFF(gw.max_connections), 0, 1000000},
+        {"max_connections_per_ip", OPT_SIZE, OFF(gw.max_per_ip), 0, 1000000},
+        {"max_connections_per_user", OPT_SIZE, OFF(gw.max_per_user), 0, 1000000},
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
@@ -69,6 +72,9 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_message = 64 * 1024;
 	o->gw.max_outbound = 1024 * 1024;
 	o->gw.max_subscriptions = 256;
+	o->gw.max_connections = 10000;
+	o->gw.max_per_ip = 0; /* behind a reverse proxy every browser has its address */
+	o->gw.max_per_user = 100;
 	o->jwt_leeway = 30;
 	o->wake_signal = 7;
 	o->queue_messages = 65536;

@@ -71,6 +71,13 @@ struct sub {
 	struct sub_link *links;
 };
 
+/* How many connections share a key (a client address or a user). */
+struct counter {
+	UT_hash_handle hh;
+	size_t n;
+	char key[];
+};
+
 /* A command read while the connection was paused, kept to preserve order. */
 struct deferred {
 	struct deferred *next;
@@ -88,6 +95,7 @@ struct session {
 	bool active;      /* authenticated and welcomed */
 	bool closing;     /* disconnect queued: read nothing more, close once written */
 	bool unsupported; /* the client chose actioncable-unsupported */
+	bool counted_ip, counted_user; /* included in gw->per_ip / gw->per_user */
 	uint16_t close_code;
 	char peer[64];
 	struct sub *subs;
@@ -135,6 +143,7 @@ struct gw {
 	struct session *sessions;
 	size_t nsessions;
 	struct session *paused;
+	struct counter *per_ip, *per_user;
 
 	struct route *exact;
 	struct route *wild;

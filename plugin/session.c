@@ -2,6 +2,7 @@
  * One browser connection: authentication, the ActionCable commands in order, the
  * outbound frame ring, backpressure and closing. Gateway thread only.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -226,6 +227,73 @@ static int authenticate(struct session *s)
 	return CABLE_OK;
 }
 
+/* Add delta to the count of key; returns the new count. Entries at zero are freed. */
+static size_t counter_add(struct counter **table, const char *key, int delta)
+{
+	struct counter *c;
+	size_t len = strlen(key);
+
+	HASH_FIND(hh, *table, key, len, c);
+	if (c == NULL) {
+		if (delta < 0)
+			return 0;
+		c = calloc(1, sizeof(*c) + len + 1);
+		if (c == NULL)
+			return SIZE_MAX; /* out of memory counts as over the limit */
+		memcpy(c->key, key, len + 1);
+		HASH_ADD_KEYPTR(hh, *table, c->key, len, c);
+	}
+	c->n = delta < 0 ? c->n - 1 : c->n + 1;
+	if (c->n == 0) {
+		HASH_DELETE(hh, *table, c);
+		free(c);
+		return 0;
+	}
+	return c->n;
+}
+
+/* The connection limits. A refused connection is told why and closed (1013). */
+static bool within_limits(struct session *s)
+{
+	struct gw *gw = s->gw;
+
+	if (gw->cfg.max_connections && gw->nsessions > gw->cfg.max_connections) {
+		gw_log(gw, MOSQ_LOG_WARNING,
+		       "connection from %s refused: %zu connections (plugin_opt_max_connections)",
+		       s->peer, gw->cfg.max_connections);
+		session_close(s, "too_many_connections", true, 1013);
+		return false;
+	}
+	s->counted_ip = true;
+	if (counter_add(&gw->per_ip, s->peer, +1) > gw->cfg.max_per_ip && gw->cfg.max_per_ip) {
+		gw_log(gw, MOSQ_LOG_NOTICE,
+		       "connection from %s refused: %zu connections from that address "
+		       "(plugin_opt_max_connections_per_ip)",
+		       s->peer, gw->cfg.max_per_ip);
+		session_close(s, "too_many_connections", true, 1013);
+		return false;
+	}
+	return true;
+}
+
+static bool within_user_limit(struct session *s)
+{
+	struct gw *gw = s->gw;
+
+	s->counted_user = true;
+	if (counter_add(&gw->per_user, s->who.user, +1) > gw->cfg.max_per_user &&
+	    gw->cfg.max_per_user) {
+		gw_log(gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s) refused: user %s has %zu connections "
+		       "(plugin_opt_max_connections_per_user)",
+		       s->sid, s->peer, s->who.user, gw->cfg.max_per_user);
+		/* Probably a page that leaks consumers: tell it not to retry. */
+		session_close(s, "too_many_connections", false, 1013);
+		return false;
+	}
+	return true;
+}
+
 void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 {
 	struct cable_frame *f;
@@ -245,12 +313,16 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 		session_close(s, "server_restart", true, LWS_CLOSE_STATUS_GOINGAWAY);
 		return;
 	}
+	if (!within_limits(s))
+		return;
 	if (authenticate(s) != CABLE_OK) {
 		gw->stats.auth_failures++;
 		/* As Rails: the upgrade completes, then disconnect and a normal close. */
 		session_close(s, "unauthorized", false, LWS_CLOSE_STATUS_NORMAL);
 		return;
 	}
+	if (!within_user_limit(s))
+		return;
 	s->active = true;
 	f = cable_proto_welcome(s->sid);
 	send_control(s, f);
@@ -597,6 +669,10 @@ void session_closed(struct session *s)
 	ring_clear(s);
 	free(s->ring);
 	free(s->rx);
+	if (s->counted_ip)
+		counter_add(&gw->per_ip, s->peer, -1);
+	if (s->counted_user)
+		counter_add(&gw->per_user, s->who.user, -1);
 	cable_principal_release(&s->who);
 	if (s->prev)
 		s->prev->next = s->next;
