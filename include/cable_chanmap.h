@@ -115,6 +115,9 @@ enum cable_deliver {
 struct cable_chanmap *cable_chanmap_new(const char *buf, size_t len, struct cable_error *err);
 void cable_chanmap_free(struct cable_chanmap *map); /* accepts NULL */
 
+/* Does the map have a generic channel (one the ACL alone governs)? */
+bool cable_chanmap_has_generic(const struct cable_chanmap *map);
+
 /*
  * Resolve a subscription identifier (the raw identifier string the client sent,
  * itself JSON such as {"channel":"ActuatorChannel","id":"42"}) for a principal.

@@ -71,6 +71,9 @@ struct cable_rules_source {
 	const unsigned char *secret; /* NULL in anonymous mode */
 	size_t secret_len;
 	const char *secret_file;
+	const char *acl; /* NULL: no ACL file */
+	size_t acl_len;
+	const char *acl_file;
 	const char *issuer, *audience, *user_claim;
 	long long leeway;
 };

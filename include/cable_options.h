@@ -19,6 +19,7 @@ struct cable_options {
 	        gw; /* strings point into the broker's opts (valid until cleanup) */
 	const char *channels_file;
 	const char *jwt_secret_file;
+	const char *acl_file;
 	const char *jwt_issuer;
 	const char *jwt_audience;
 	const char *jwt_user_claim;

@@ -7,12 +7,14 @@
 #ifndef CABLE_RULES_H
 #define CABLE_RULES_H
 
+#include "cable_acl.h"
 #include "cable_chanmap.h"
 #include "cable_jwt.h"
 
 struct cable_rules {
 	struct cable_chanmap *chanmap;
 	struct cable_keyset *keys;      /* NULL in anonymous mode */
+	struct cable_acl *acl;          /* NULL: no ACL file, the channel map alone decides */
 	struct cable_jwt_policy policy; /* string members point into `strings` below */
 	char *strings[4];               /* owned copies backing policy strings */
 };

@@ -51,6 +51,7 @@ static const struct opt_spec opt_specs[] = {
         {"token_cookie", OPT_STRING, OFF(gw.token_cookie), 0, 0},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
         {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
+        {"acl_file", OPT_STRING, OFF(acl_file), 0, 0},
         {"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},
         {"jwt_audience", OPT_STRING, OFF(jwt_audience), 0, 0},
         {"jwt_user_claim", OPT_STRING, OFF(jwt_user_claim), 0, 0},
@@ -255,7 +256,7 @@ struct cable_rules *cable_rules_load(const struct cable_options *o,
 {
 	struct cable_rules_source src = {0};
 	struct cable_rules *r = NULL;
-	char *channels = NULL, *secret = NULL;
+	char *channels = NULL, *secret = NULL, *acl = NULL;
 	size_t len;
 
 	if (read_option_file("channels_file", o->channels_file, 16 * 1024 * 1024, &channels, &len,
@@ -272,6 +273,14 @@ struct cable_rules *cable_rules_load(const struct cable_options *o,
 		src.secret_len = strip_newline(secret, len);
 		src.secret_file = o->jwt_secret_file;
 	}
+	if (o->acl_file) {
+		if (read_option_file("acl_file", o->acl_file, 16 * 1024 * 1024, &acl, &len, err,
+		                     errlen) != CABLE_OK)
+			goto out;
+		src.acl = acl;
+		src.acl_len = len;
+		src.acl_file = o->acl_file;
+	}
 	src.issuer = o->jwt_issuer;
 	src.audience = o->jwt_audience;
 	src.user_claim = o->jwt_user_claim;
@@ -279,6 +288,7 @@ struct cable_rules *cable_rules_load(const struct cable_options *o,
 	r = api->rules_new(&src, err, errlen);
 out:
 	free(channels);
+	free(acl);
 	if (secret) {
 		OPENSSL_cleanse(secret, len);
 		free(secret);

@@ -268,6 +268,8 @@ static void deliver_route(struct gw *gw, struct route *r, struct values *v)
 		if (sub->seq == gw->seq)
 			continue;
 		sub->seq = gw->seq;
+		if (sub->acl_each && !sub_may_read(gw, sub, v->m))
+			continue;
 		f = frame_for(gw, sub, v);
 		if (f)
 			session_send(sub->session, f);

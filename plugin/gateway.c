@@ -455,6 +455,20 @@ static struct cable_rules *gw_rules_new(const struct cable_rules_source *src, ch
 			goto fail;
 		}
 	}
+	if (src->acl) {
+		r->acl = cable_acl_new(src->acl, src->acl_len, &e);
+		if (r->acl == NULL) {
+			snprintf(err, errlen, "plugin_opt_acl_file: '%s': %s", src->acl_file,
+			         e.text);
+			goto fail;
+		}
+	} else if (cable_chanmap_has_generic(r->chanmap)) {
+		snprintf(err, errlen,
+		         "plugin_opt_channels_file: '%s' has a generic channel, which needs "
+		         "plugin_opt_acl_file (without an ACL it would expose every topic)",
+		         src->channels_file);
+		goto fail;
+	}
 	r->strings[0] = dup_or_null(src->issuer);
 	r->strings[1] = dup_or_null(src->audience);
 	r->strings[2] = dup_or_null(src->user_claim);

@@ -67,6 +67,13 @@ struct sub {
 	struct cable_binding *binding;
 	enum cable_deliver deliver;
 	uint64_t seq; /* last message delivered: a message matching two streams goes once */
+	/*
+	 * The ACL allows some but not all topics under a stream filter (PARTIAL): each
+	 * delivery is checked, with the last answer cached (devices repeat topics).
+	 */
+	bool acl_each;
+	char *acl_topic;
+	bool acl_topic_ok;
 	size_t nlinks;
 	struct sub_link *links;
 };
@@ -169,6 +176,7 @@ void session_send(struct session *s, struct cable_frame *f); /* takes a new refe
 void session_close(struct session *s, const char *reason, bool reconnect, uint16_t code);
 void session_resume(struct session *s);
 void session_rebind_all(struct gw *gw);
+bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m);
 
 /* fanout.c */
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len);

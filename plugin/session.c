@@ -340,11 +340,59 @@ static void reply(struct session *s, struct cable_frame *(*enc)(const char *, si
 	cable_frame_unref(f);
 }
 
+/*
+ * The ACL's answer for every stream of a binding (no ACL file: allowed). DENY if any
+ * stream is not readable; *each is set when some stream is only partly readable.
+ */
+static int authorize_streams(struct session *s, const struct cable_binding *b, bool *each,
+                             struct cable_error *err)
+{
+	const struct cable_acl *acl = s->gw->rules->acl;
+	const char *stream;
+	size_t i;
+
+	*each = false;
+	if (acl == NULL)
+		return CABLE_OK;
+	for (i = 0; i < cable_binding_stream_count(b); i++) {
+		stream = cable_binding_stream(b, i);
+		switch (cable_acl_subscribe(acl, &s->who, stream, strlen(stream))) {
+		case CABLE_ACL_ALLOW:
+			break;
+		case CABLE_ACL_PARTIAL:
+			*each = true;
+			break;
+		default:
+			return cable_error_set(err, CABLE_EDENIED,
+			                       "the ACL does not let user %s read '%s'",
+			                       s->who.user, stream);
+		}
+	}
+	return CABLE_OK;
+}
+
+bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m)
+{
+	char *copy;
+	bool ok;
+
+	if (sub->acl_topic && strcmp(sub->acl_topic, m->topic) == 0)
+		return sub->acl_topic_ok;
+	ok = cable_acl_check(gw->rules->acl, &sub->session->who, CABLE_ACL_READ, m->topic,
+	                     m->topic_len) == CABLE_ACL_ALLOW;
+	copy = strdup(m->topic);
+	free(sub->acl_topic);
+	sub->acl_topic = copy;
+	sub->acl_topic_ok = ok;
+	return ok;
+}
+
 static void sub_free(struct gw *gw, struct sub *sub)
 {
 	sub_unlink_streams(gw, sub);
 	cable_binding_free(sub->binding);
 	ident_put(gw, sub->ident);
+	free(sub->acl_topic);
 	free(sub);
 }
 
@@ -360,6 +408,7 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	struct cable_error err = {0};
 	struct cable_binding *b = NULL;
 	struct sub *sub;
+	bool each;
 	int rc;
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
@@ -381,9 +430,17 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
 		return;
 	}
+	if (authorize_streams(s, b, &each, &err) != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (user %s) subscription rejected: %s",
+		       s->sid, s->who.user, err.text);
+		cable_binding_free(b);
+		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+		return;
+	}
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL)
 		goto nomem;
+	sub->acl_each = each;
 	sub->session = s;
 	sub->binding = b;
 	sub->deliver = cable_binding_deliver(b);
@@ -423,6 +480,7 @@ void session_rebind_all(struct gw *gw)
 	struct cable_binding *b;
 	struct session *s;
 	struct sub *sub, *tmp;
+	bool each;
 
 	for (s = gw->sessions; s; s = s->next) {
 		HASH_ITER(hh, s->subs, sub, tmp)
@@ -430,13 +488,20 @@ void session_rebind_all(struct gw *gw)
 			b = NULL;
 			if (cable_chanmap_bind(gw->rules->chanmap, sub->ident->raw,
 			                       sub->ident->raw_len, &s->who, s->sid, &b,
-			                       &err) == CABLE_OK) {
+			                       &err) == CABLE_OK &&
+			    authorize_streams(s, b, &each, &err) == CABLE_OK) {
 				sub_unlink_streams(gw, sub);
 				cable_binding_free(sub->binding);
 				sub->binding = b;
 				sub->deliver = cable_binding_deliver(b);
+				sub->acl_each = each;
+				free(sub->acl_topic); /* cached answers were for the old rules */
+				sub->acl_topic = NULL;
 				if (sub_link_streams(gw, sub) == CABLE_OK)
 					continue;
+				cable_error_set(&err, CABLE_ENOMEM, "out of memory");
+			} else {
+				cable_binding_free(b);
 			}
 			gw_log(gw, MOSQ_LOG_NOTICE,
 			       "connection %s (user %s): subscription ended by the new rules: %s",
@@ -478,6 +543,15 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 	if (cable_binding_perform(sub->binding, cmd->data, cmd->data_len, &pub, &err) != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) perform refused: %s", s->sid,
 		       s->who.user, err.text);
+		return;
+	}
+	if (s->gw->rules->acl && cable_acl_check(s->gw->rules->acl, &s->who, CABLE_ACL_WRITE,
+	                                         pub.topic, strlen(pub.topic)) != CABLE_ACL_ALLOW) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (user %s) perform refused: the ACL does not let it write "
+		       "'%s'",
+		       s->sid, s->who.user, pub.topic);
+		cable_publish_release(&pub);
 		return;
 	}
 	m = cable_msg_new(CABLE_MSG_PUBLISH, pub.topic, strlen(pub.topic), pub.payload,

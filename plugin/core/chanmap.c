@@ -1065,6 +1065,17 @@ done:
 	return rc;
 }
 
+bool cable_chanmap_has_generic(const struct cable_chanmap *map)
+{
+	size_t i;
+
+	for (i = 0; i < map->nchannels; i++) {
+		if (map->channels[i].generic)
+			return true;
+	}
+	return false;
+}
+
 void cable_binding_free(struct cable_binding *b)
 {
 	size_t i;

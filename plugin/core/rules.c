@@ -11,6 +11,7 @@ void cable_rules_free(struct cable_rules *r)
 		return;
 	cable_chanmap_free(r->chanmap);
 	cable_keyset_free(r->keys);
+	cable_acl_free(r->acl);
 	for (i = 0; i < CABLE_ARRAY_LEN(r->strings); i++)
 		free(r->strings[i]);
 	free(r);
