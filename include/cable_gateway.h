@@ -64,6 +64,15 @@ struct cable_gateway;
  * created and used by one copy of the code (static tables compared by address stay
  * consistent). File names are for error messages only.
  */
+/* One verification key from plugin_opt_jwt_keys_file, with the bytes of its key file. */
+struct cable_key_source {
+	const char *kid; /* may be NULL */
+	const char *alg; /* HS256 ... EdDSA */
+	const unsigned char *key;
+	size_t key_len;
+	const char *file;
+};
+
 struct cable_rules_source {
 	const char *channels;
 	size_t channels_len;
@@ -74,7 +83,10 @@ struct cable_rules_source {
 	const char *acl; /* NULL: no ACL file */
 	size_t acl_len;
 	const char *acl_file;
-	const char *issuer, *audience, *user_claim;
+	const struct cable_key_source *keys; /* from plugin_opt_jwt_keys_file */
+	size_t nkeys;
+	const char *keys_file;
+	const char *issuer, *audience, *user_claim, *roles_claim;
 	long long leeway;
 };
 

@@ -20,6 +20,8 @@ struct cable_options {
 	const char *channels_file;
 	const char *jwt_secret_file;
 	const char *acl_file;
+	const char *jwt_keys_file;
+	const char *jwt_roles_claim;
 	const char *jwt_issuer;
 	const char *jwt_audience;
 	const char *jwt_user_claim;

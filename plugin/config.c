@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <jansson.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 
@@ -55,6 +56,8 @@ static const struct opt_spec opt_specs[] = {
         {"jwt_issuer", OPT_STRING, OFF(jwt_issuer), 0, 0},
         {"jwt_audience", OPT_STRING, OFF(jwt_audience), 0, 0},
         {"jwt_user_claim", OPT_STRING, OFF(jwt_user_claim), 0, 0},
+        {"jwt_roles_claim", OPT_STRING, OFF(jwt_roles_claim), 0, 0},
+        {"jwt_keys_file", OPT_STRING, OFF(jwt_keys_file), 0, 0},
         {"jwt_leeway", OPT_LLONG, OFF(jwt_leeway), 0, 3600},
         {"gateway", OPT_STRING, OFF(gateway_path), 0, 0},
         {"wake_signal", OPT_UINT, OFF(wake_signal), 0, 15},
@@ -187,10 +190,10 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 		         "docs/channels.md)");
 		return CABLE_EINVAL;
 	}
-	if (!o.gw.anonymous && o.jwt_secret_file == NULL) {
+	if (!o.gw.anonymous && o.jwt_secret_file == NULL && o.jwt_keys_file == NULL) {
 		snprintf(err, errlen,
-		         "plugin_opt_jwt_secret_file: required unless plugin_opt_auth is "
-		         "anonymous");
+		         "plugin_opt_jwt_secret_file (or plugin_opt_jwt_keys_file): required "
+		         "unless plugin_opt_auth is anonymous");
 		return CABLE_EINVAL;
 	}
 	if ((o.gw.tls_cert == NULL) != (o.gw.tls_key == NULL)) {
@@ -251,13 +254,102 @@ static int read_option_file(const char *option, const char *path, size_t max, ch
 	return rc;
 }
 
+/* The key files named by plugin_opt_jwt_keys_file, read into memory. */
+struct key_files {
+	json_t *doc;
+	struct cable_key_source *keys;
+	char **bufs;
+	size_t *lens;
+	size_t n;
+};
+
+static void key_files_release(struct key_files *kf)
+{
+	size_t i;
+
+	for (i = 0; i < kf->n; i++) {
+		if (kf->bufs[i]) {
+			OPENSSL_cleanse(kf->bufs[i], kf->lens[i]);
+			free(kf->bufs[i]);
+		}
+	}
+	free(kf->bufs);
+	free(kf->lens);
+	free(kf->keys);
+	json_decref(kf->doc);
+	memset(kf, 0, sizeof(*kf));
+}
+
+/*
+ * {"keys": [{"kid": "2026-11", "alg": "HS256", "secret_file": "..."},
+ *           {"kid": "rsa-1", "alg": "RS256", "public_key_file": "....pem"}]}
+ */
+static int read_keys_file(const char *path, struct key_files *kf, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *arr, *k;
+	size_t i;
+
+	kf->doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (kf->doc == NULL) {
+		snprintf(err, errlen, "plugin_opt_jwt_keys_file: '%s': line %d: %s", path,
+		         jerr.line, jerr.text);
+		return CABLE_EINVAL;
+	}
+	arr = json_object_get(kf->doc, "keys");
+	if (!json_is_array(arr) || json_array_size(arr) == 0) {
+		snprintf(err, errlen,
+		         "plugin_opt_jwt_keys_file: '%s': needs a non-empty \"keys\" array", path);
+		return CABLE_EINVAL;
+	}
+	kf->n = json_array_size(arr);
+	kf->keys = calloc(kf->n, sizeof(*kf->keys));
+	kf->bufs = calloc(kf->n, sizeof(*kf->bufs));
+	kf->lens = calloc(kf->n, sizeof(*kf->lens));
+	if (!kf->keys || !kf->bufs || !kf->lens) {
+		snprintf(err, errlen, "out of memory");
+		return CABLE_ENOMEM;
+	}
+	json_array_foreach(arr, i, k)
+	{
+		const char *alg = json_string_value(json_object_get(k, "alg"));
+		const char *kid = json_string_value(json_object_get(k, "kid"));
+		const char *secret = json_string_value(json_object_get(k, "secret_file"));
+		const char *pub = json_string_value(json_object_get(k, "public_key_file"));
+		const char *file = secret ? secret : pub;
+
+		if (alg == NULL || (secret == NULL) == (pub == NULL)) {
+			snprintf(err, errlen,
+			         "plugin_opt_jwt_keys_file: '%s': keys[%zu] needs \"alg\" and one "
+			         "of "
+			         "\"secret_file\" (HS*) or \"public_key_file\" (PEM)",
+			         path, i);
+			return CABLE_EINVAL;
+		}
+		if (cable_read_file(file, &kf->bufs[i], &kf->lens[i], 1024 * 1024) != CABLE_OK) {
+			snprintf(err, errlen,
+			         "plugin_opt_jwt_keys_file: keys[%zu]: cannot read '%s': %s", i,
+			         file, strerror(errno));
+			return CABLE_EIO;
+		}
+		kf->keys[i].kid = kid;
+		kf->keys[i].alg = alg;
+		kf->keys[i].key = (const unsigned char *)kf->bufs[i];
+		kf->keys[i].key_len =
+		        secret ? strip_newline(kf->bufs[i], kf->lens[i]) : kf->lens[i];
+		kf->keys[i].file = file;
+	}
+	return CABLE_OK;
+}
+
 struct cable_rules *cable_rules_load(const struct cable_options *o,
                                      const struct cable_gateway_api *api, char *err, size_t errlen)
 {
 	struct cable_rules_source src = {0};
+	struct key_files kf = {0};
 	struct cable_rules *r = NULL;
 	char *channels = NULL, *secret = NULL, *acl = NULL;
-	size_t len;
+	size_t len, secret_len = 0;
 
 	if (read_option_file("channels_file", o->channels_file, 16 * 1024 * 1024, &channels, &len,
 	                     err, errlen) != CABLE_OK)
@@ -265,13 +357,20 @@ struct cable_rules *cable_rules_load(const struct cable_options *o,
 	src.channels = channels;
 	src.channels_len = len;
 	src.channels_file = o->channels_file;
-	if (!o->gw.anonymous) {
+	if (!o->gw.anonymous && o->jwt_secret_file) {
 		if (read_option_file("jwt_secret_file", o->jwt_secret_file, 64 * 1024, &secret,
-		                     &len, err, errlen) != CABLE_OK)
+		                     &secret_len, err, errlen) != CABLE_OK)
 			goto out;
 		src.secret = (const unsigned char *)secret;
-		src.secret_len = strip_newline(secret, len);
+		src.secret_len = strip_newline(secret, secret_len);
 		src.secret_file = o->jwt_secret_file;
+	}
+	if (!o->gw.anonymous && o->jwt_keys_file) {
+		if (read_keys_file(o->jwt_keys_file, &kf, err, errlen) != CABLE_OK)
+			goto out;
+		src.keys = kf.keys;
+		src.nkeys = kf.n;
+		src.keys_file = o->jwt_keys_file;
 	}
 	if (o->acl_file) {
 		if (read_option_file("acl_file", o->acl_file, 16 * 1024 * 1024, &acl, &len, err,
@@ -284,13 +383,15 @@ struct cable_rules *cable_rules_load(const struct cable_options *o,
 	src.issuer = o->jwt_issuer;
 	src.audience = o->jwt_audience;
 	src.user_claim = o->jwt_user_claim;
+	src.roles_claim = o->jwt_roles_claim;
 	src.leeway = o->jwt_leeway;
 	r = api->rules_new(&src, err, errlen);
 out:
 	free(channels);
 	free(acl);
+	key_files_release(&kf);
 	if (secret) {
-		OPENSSL_cleanse(secret, len);
+		OPENSSL_cleanse(secret, secret_len);
 		free(secret);
 	}
 	return r;

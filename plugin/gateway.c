@@ -444,10 +444,23 @@ static struct cable_rules *gw_rules_new(const struct cable_rules_source *src, ch
 		         e.text);
 		goto fail;
 	}
-	if (src->secret) {
+	if (src->secret || src->nkeys) {
 		r->keys = cable_keyset_new();
 		if (r->keys == NULL)
 			goto nomem;
+	}
+	for (size_t i = 0; i < src->nkeys; i++) {
+		const struct cable_key_source *k = &src->keys[i];
+
+		if (cable_keyset_add(r->keys, k->kid, k->alg, k->key, k->key_len, &e) != CABLE_OK) {
+			snprintf(err, errlen,
+			         "plugin_opt_jwt_keys_file: '%s': key %s%s (%s, '%s'): %s",
+			         src->keys_file, k->kid ? "kid " : "#", k->kid ? k->kid : "",
+			         k->alg, k->file, e.text);
+			goto fail;
+		}
+	}
+	if (src->secret) {
 		if (cable_keyset_add(r->keys, NULL, "HS256", src->secret, src->secret_len, &e) !=
 		    CABLE_OK) {
 			snprintf(err, errlen, "plugin_opt_jwt_secret_file: '%s': %s",
@@ -472,12 +485,14 @@ static struct cable_rules *gw_rules_new(const struct cable_rules_source *src, ch
 	r->strings[0] = dup_or_null(src->issuer);
 	r->strings[1] = dup_or_null(src->audience);
 	r->strings[2] = dup_or_null(src->user_claim);
+	r->strings[3] = dup_or_null(src->roles_claim);
 	if ((src->issuer && !r->strings[0]) || (src->audience && !r->strings[1]) ||
-	    (src->user_claim && !r->strings[2]))
+	    (src->user_claim && !r->strings[2]) || (src->roles_claim && !r->strings[3]))
 		goto nomem;
 	r->policy.issuer = r->strings[0];
 	r->policy.audience = r->strings[1];
 	r->policy.user_claim = r->strings[2];
+	r->policy.roles_claim = r->strings[3];
 	r->policy.leeway = src->leeway;
 	r->policy.require_exp = true; /* tokens are short-lived by design */
 	return r;
