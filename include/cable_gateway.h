@@ -18,6 +18,7 @@
 #ifndef CABLE_GATEWAY_H
 #define CABLE_GATEWAY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -53,7 +54,7 @@ struct cable_gateway_config {
 struct cable_link {
 	struct cable_queue to_gateway; /* broker thread -> gateway */
 	struct cable_queue to_broker;  /* gateway -> broker thread; wake = signal the broker */
-	volatile unsigned long ticks;  /* broker TICK count, read by the gateway's watchdog */
+	atomic_ulong ticks;            /* broker TICK count (relaxed), for the gateway's watchdog */
 };
 
 struct cable_gateway;

@@ -275,7 +275,7 @@ static int on_tick(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)event_data;
-	p->link.ticks++;
+	atomic_fetch_add_explicit(&p->link.ticks, 1, memory_order_relaxed);
 	m = cable_queue_take_all(&p->link.to_broker, &was_waiting);
 	for (; m; m = next) {
 		next = m->next;

@@ -73,6 +73,24 @@ static void lws_log_emit(int level, const char *line)
 
 /* ---- Timers ------------------------------------------------------------------------- */
 
+/*
+ * The broker runs MOSQ_EVT_TICK about ten times a second. If it never has after a few
+ * seconds (Mosquitto 2.0.11 with per_listener_settings true sends plugins none), no
+ * browser publish and no log line of ours can leave: say so on stderr, the one channel
+ * that needs no broker thread.
+ */
+static void check_ticks(struct gw *gw)
+{
+	if (gw->warned_tick || ++gw->pings * gw->cfg.ping_interval < 5)
+		return;
+	gw->warned_tick = true;
+	if (atomic_load_explicit(&gw->link->ticks, memory_order_relaxed) == 0)
+		fprintf(stderr,
+		        "mosquitto-cable: error: the broker has sent no MOSQ_EVT_TICK; browser "
+		        "publishes cannot be delivered. Set per_listener_settings false "
+		        "(Mosquitto 2.0.11-2.0.14 send no TICK otherwise).\n");
+}
+
 static void ping_all(lws_sorted_usec_list_t *sul)
 {
 	struct gw *gw = lws_container_of(sul, struct gw, ping_sul);
@@ -87,6 +105,7 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 	}
 	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
 	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	check_ticks(gw);
 }
 
 static void stop_check(lws_sorted_usec_list_t *sul)

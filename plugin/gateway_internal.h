@@ -160,6 +160,8 @@ struct gw {
 	size_t ntouched, touched_cap;
 
 	lws_sorted_usec_list_t ping_sul;
+	unsigned pings;   /* ping rounds so far, for the TICK watchdog */
+	bool warned_tick; /* the no-TICK warning was printed */
 	lws_sorted_usec_list_t stop_sul;
 	struct gw_stats stats;
 };
