@@ -38,6 +38,7 @@ test:
 bench:
 	scripts/deps.sh test
 	$(MAKE) --no-print-directory build
+	bench/deps.sh
 	BUILD=$(BUILD) bench/run.sh
 
 unit: build

@@ -285,7 +285,11 @@ static int callback_unsupported(struct lws *wsi, enum lws_callback_reasons reaso
 }
 
 static const struct lws_protocols protocols[] = {
-        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 4096, 0, NULL, 0},
+        /*
+         * rx_buffer_size: lws allocates it for every connection; commands are small and
+         * session_receive() reassembles larger ones, so 1 KiB saves 3 KiB per browser.
+         */
+        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 1024, 0, NULL, 0},
         {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -121,7 +121,11 @@ int session_writeable(struct session *s)
 		cable_frame_unref(f);
 		s->gw->stats.frames_out++;
 		n++;
-		if (lws_send_pipe_choked(s->wsi))
+		/*
+		 * Stop once the kernel took less than a whole frame (lws holds the rest). Not
+		 * lws_send_pipe_choked(): that polls the socket, a second system call per frame.
+		 */
+		if (lws_partial_buffered(s->wsi))
 			break;
 	}
 	if (s->ring_count) {
