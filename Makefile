@@ -10,7 +10,7 @@ CMAKE_FLAGS += -DCABLE_WERROR=ON
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test unit bench check-format format clean
+.PHONY: all build run test unit bench check-deep check-format format clean
 
 all: build
 
@@ -32,7 +32,12 @@ test:
 	scripts/deps.sh test
 	$(MAKE) --no-print-directory build node_modules/.package-lock.json
 	$(MAKE) --no-print-directory check-format
+	CABLE_WERROR=$(CI) scripts/sanitize.sh
 	ctest --test-dir $(BUILD) --output-on-failure -j 1
+
+# Longer checks: the sanitizer runs, then every libFuzzer target for FUZZ_SECONDS each.
+check-deep: test
+	scripts/fuzz.sh
 
 # The benchmark suite (minutes; not part of make test). Writes docs/benchmarks.md.
 bench:

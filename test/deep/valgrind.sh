@@ -1,0 +1,59 @@
+#!/bin/bash
+# The real broker with the plugin under valgrind (memcheck), through a complete client
+# session (test/deep/client.mjs) and a SIGTERM shutdown with browsers still connected.
+# Fails on any invalid access or uninitialised use, and on any leak whose stack goes
+# through the plugin or its gateway. (Mosquitto's own allocations are not judged.)
+set -euo pipefail
+build=${CABLE_BUILD_DIR:?}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+chmod 755 "$tmp" # the broker drops privileges to the mosquitto user
+trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+mqtt=$(port); ws=$(port)
+head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/secret"
+chmod 644 "$tmp/secret"
+cat > "$tmp/m.conf" <<CONF
+per_listener_settings false
+listener $mqtt 127.0.0.1
+allow_anonymous true
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+plugin $build/mosquitto_cable.so
+plugin_opt_port $ws
+plugin_opt_channels_file $repo/config/channels.example.json
+plugin_opt_jwt_secret_file $tmp/secret
+CONF
+
+valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
+	--errors-for-leak-kinds=none --track-origins=yes --num-callers=30 --fullpath-after= --keep-debuginfo=yes \
+	--log-file="$tmp/vg" /usr/sbin/mosquitto -c "$tmp/m.conf" > "$tmp/log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do grep -q "mosquitto-cable: listening on" "$tmp/log" && break; sleep 0.1; done
+grep -q "mosquitto-cable: listening on" "$tmp/log" || { cat "$tmp/log" "$tmp/vg"; exit 1; }
+
+(cd "$repo" && node test/deep/client.mjs "ws://127.0.0.1:$ws/cable" "$mqtt" "$tmp/secret")
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+
+fail=0
+errors=$(grep -E "^==[0-9]+== ERROR SUMMARY" "$tmp/vg" | sed 's/.*ERROR SUMMARY: \([0-9]*\).*/\1/')
+echo "# valgrind: $errors errors (invalid accesses, uninitialised values)"
+[ "$errors" = 0 ] || fail=1
+# Leak records whose stack passes through our code.
+ours=$(awk -v repo="$repo" '/^==[0-9]+== [0-9,]+ (\(.*\) )?bytes in [0-9,]+ blocks are (definitely|indirectly) lost/ {rec=$0; keep=0; next}
+	rec && index($0, repo "/plugin/") {keep=1}
+	rec && /^==[0-9]+== $/ {if (keep) print rec; rec=""; keep=0}' "$tmp/vg")
+if [ -n "$ours" ]; then
+	echo "not ok - leaks through the plugin:"; echo "$ours"; fail=1
+else
+	echo "ok - no leak through the plugin or its gateway"
+fi
+grep -q "mosquitto-cable" "$tmp/log" || fail=1
+if [ $fail -ne 0 ] || [ $rc -ne 0 ]; then
+	echo "broker exit status $rc"; cat "$tmp/log"; cat "$tmp/vg"; exit 1
+fi
+echo "ok - clean shutdown under valgrind (exit $rc)"
