@@ -42,12 +42,13 @@ enum cable_msg_kind {
 struct cable_msg {
 	struct cable_msg *next;
 	enum cable_msg_kind kind;
-	int qos;     /* PUBLISH */
-	bool retain; /* PUBLISH */
-	int level;   /* LOG: a MOSQ_LOG_* value */
-	bool local;  /* PUBLISH that came from a browser (already published by the broker) */
-	void *ptr;   /* RULES */
-	char *topic; /* points into data */
+	int qos;       /* PUBLISH */
+	bool retain;   /* PUBLISH */
+	int level;     /* LOG: a MOSQ_LOG_* value */
+	bool local;    /* PUBLISH that came from a browser (already published by the broker) */
+	void *ptr;     /* RULES */
+	uint64_t t_ns; /* PUBLISH: CLOCK_MONOTONIC when the broker handed it over (metrics) */
+	char *topic;   /* points into data */
 	size_t topic_len;
 	char *payload; /* points into data; NUL-terminated for convenience */
 	size_t payload_len;

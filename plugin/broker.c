@@ -33,6 +33,7 @@
 #include <mosquitto_plugin.h>
 
 #include "cable.h"
+#include "cable_clock.h"
 #include "cable_gateway.h"
 #include "cable_options.h"
 
@@ -228,6 +229,7 @@ static int on_message(int event, void *event_data, void *userdata)
 		                            to do */
 	m->qos = ev->qos;
 	m->retain = ev->retain;
+	m->t_ns = cable_now_ns();
 	if (cable_queue_push(&p->link.to_gateway, m, false) != CABLE_OK)
 		cable_msg_free(m);
 	return MOSQ_ERR_SUCCESS;
@@ -247,6 +249,7 @@ static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
 	}
 	/* Local fan-out, in the broker's order (see DESIGN). */
 	m->local = true;
+	m->t_ns = cable_now_ns();
 	if (cable_queue_push(&p->link.to_gateway, m, false) != CABLE_OK)
 		cable_msg_free(m);
 }

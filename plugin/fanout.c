@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cable_clock.h"
 #include "cable_proto.h"
 #include "cable_topic.h"
 #include "gateway_internal.h"
@@ -271,8 +272,10 @@ static void deliver_route(struct gw *gw, struct route *r, struct values *v)
 		if (sub->acl_each && !sub_may_read(gw, sub, v->m))
 			continue;
 		f = frame_for(gw, sub, v);
-		if (f)
+		if (f) {
+			gw->stats.deliveries++;
 			session_send(sub->session, f);
+		}
 	}
 }
 
@@ -283,6 +286,7 @@ void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 	size_t i;
 
 	gw->seq++;
+	gw->stats.broadcasts++;
 	HASH_FIND(hh, gw->exact, m->topic, m->topic_len, r);
 	if (r)
 		deliver_route(gw, r, &v);
@@ -304,6 +308,8 @@ void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 	gw->ntouched = 0;
 	free(v.plain);
 	free(v.envelope);
+	if (m->t_ns)
+		metrics_observe_latency(gw, (double)(cable_now_ns() - m->t_ns) / 1e9);
 }
 
 void fanout_release(struct gw *gw)

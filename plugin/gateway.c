@@ -213,6 +213,19 @@ static int http_reply(struct lws *wsi, unsigned status, const char *body)
 	return 0;
 }
 
+static int metrics_reply(struct gw *gw, struct lws *wsi)
+{
+	char *body = malloc(64 * 1024);
+	int rc;
+
+	if (body == NULL)
+		return -1;
+	body[metrics_render(gw, body, 64 * 1024 - 1)] = '\0';
+	rc = http_reply(wsi, HTTP_STATUS_OK, body);
+	free(body);
+	return rc;
+}
+
 static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
@@ -240,6 +253,8 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 		/* Plain HTTP: /health, else 404 as Rails answers a non-WebSocket request. */
 		if (header_equals(wsi, WSI_TOKEN_GET_URI, "/health"))
 			return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
+		if (header_equals(wsi, WSI_TOKEN_GET_URI, "/metrics"))
+			return metrics_reply(gw, wsi);
 		return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "Page not found\n");
 
 	case LWS_CALLBACK_ESTABLISHED:
@@ -403,18 +418,23 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
 	}
 	/* /health always; the static directory (off by default) under "/". */
+	/* /health and /metrics always; the static directory (off by default) under "/". */
 	gw->mounts[0].mountpoint = "/health";
 	gw->mounts[0].mountpoint_len = 7;
-	gw->mounts[0].origin = CABLE_PROTOCOL_V1_JSON;
-	gw->mounts[0].origin_protocol = LWSMPRO_CALLBACK;
+	gw->mounts[1].mountpoint = "/metrics";
+	gw->mounts[1].mountpoint_len = 8;
+	for (int i = 0; i < 2; i++) {
+		gw->mounts[i].origin = CABLE_PROTOCOL_V1_JSON;
+		gw->mounts[i].origin_protocol = LWSMPRO_CALLBACK;
+	}
+	gw->mounts[0].mount_next = &gw->mounts[1];
 	if (gw->cfg.http_dir) {
-		gw->mounts[0].mount_next = &gw->mounts[1];
-		gw->mounts[1].mountpoint = "/";
-		gw->mounts[1].mountpoint_len = 1;
-		gw->mounts[1].origin = gw->cfg.http_dir;
-		gw->mounts[1].def = "index.html";
-		gw->mounts[1].origin_protocol = LWSMPRO_FILE;
-		gw->mounts[1].cache_max_age = 0;
+		gw->mounts[1].mount_next = &gw->mounts[2];
+		gw->mounts[2].mountpoint = "/";
+		gw->mounts[2].mountpoint_len = 1;
+		gw->mounts[2].origin = gw->cfg.http_dir;
+		gw->mounts[2].def = "index.html";
+		gw->mounts[2].origin_protocol = LWSMPRO_FILE;
 	}
 	info.mounts = gw->mounts;
 	gw->ctx = lws_create_context(&info);

@@ -127,16 +127,34 @@ struct session {
 	bool paused;
 };
 
+enum auth_failure { AUTH_NO_TOKEN, AUTH_EXPIRED, AUTH_BAD_SIGNATURE, AUTH_INVALID, AUTH_NREASONS };
+
+#define LATENCY_BUCKETS 12
+
+/* Counters for /metrics. Gateway thread only, like everything else here. */
 struct gw_stats {
-	uint64_t connections, auth_failures, messages_in, frames_out, binary_skipped, too_slow,
-	        publishes;
+	uint64_t connections; /* accepted WebSockets, ever */
+	uint64_t auth_failures[AUTH_NREASONS];
+	uint64_t commands_in; /* client commands read */
+	uint64_t bytes_in;
+	uint64_t frames_out, bytes_out; /* frames written to sockets */
+	uint64_t broadcasts;            /* MQTT messages dispatched to the index */
+	uint64_t deliveries;            /* frames queued for browsers by broadcasts */
+	uint64_t binary_skipped;        /* non-text payloads a "message" channel cannot carry */
+	uint64_t too_slow;              /* slow-consumer disconnects */
+	uint64_t publishes;             /* browser performs handed to the broker */
+	uint64_t subscribes, rejects;
+	uint64_t subscriptions; /* current */
+	/* Broker receipt -> frames queued on every receiver, in seconds. */
+	uint64_t latency_count, latency_bucket[LATENCY_BUCKETS];
+	double latency_sum;
 };
 
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
 	char *strings[10];
 	struct cable_origins *origins;   /* NULL: no Origin check */
-	struct lws_http_mount mounts[2]; /* /health, and the static directory when configured */
+	struct lws_http_mount mounts[3]; /* /health, /metrics, and the static directory if any */
 	struct cable_link *link;
 	struct cable_rules *rules;
 	struct lws_context *ctx;
@@ -179,6 +197,10 @@ void session_close(struct session *s, const char *reason, bool reconnect, uint16
 void session_resume(struct session *s);
 void session_rebind_all(struct gw *gw);
 bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m);
+
+/* metrics.c */
+size_t metrics_render(struct gw *gw, char *buf, size_t len);
+void metrics_observe_latency(struct gw *gw, double seconds);
 
 /* fanout.c */
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len);

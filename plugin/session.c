@@ -118,8 +118,9 @@ int session_writeable(struct session *s)
 			cable_frame_unref(f);
 			return -1;
 		}
-		cable_frame_unref(f);
 		s->gw->stats.frames_out++;
+		s->gw->stats.bytes_out += f->len;
+		cable_frame_unref(f);
 		n++;
 		/*
 		 * Stop once the kernel took less than a whole frame (lws holds the rest). Not
@@ -209,6 +210,7 @@ static int authenticate(struct session *s)
 		       s->sid, s->peer, s->gw->cfg.token_param,
 		       s->gw->cfg.token_cookie ? ", cookie " : "",
 		       s->gw->cfg.token_cookie ? s->gw->cfg.token_cookie : "");
+		s->gw->stats.auth_failures[AUTH_NO_TOKEN]++;
 		return CABLE_EAUTH;
 	}
 	rc = cable_jwt_verify(rules->keys, &rules->policy, token, strlen(token), now, &s->who,
@@ -217,6 +219,9 @@ static int authenticate(struct session *s)
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) unauthorized: %s (token from %s)", s->sid, s->peer,
 		       err.text, where);
+		s->gw->stats.auth_failures[strstr(err.text, "expired")     ? AUTH_EXPIRED
+		                           : strstr(err.text, "signature") ? AUTH_BAD_SIGNATURE
+		                                                           : AUTH_INVALID]++;
 		return rc;
 	}
 	if (s->who.exp) {
@@ -320,7 +325,6 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 	if (!within_limits(s))
 		return;
 	if (authenticate(s) != CABLE_OK) {
-		gw->stats.auth_failures++;
 		/* As Rails: the upgrade completes, then disconnect and a normal close. */
 		session_close(s, "unauthorized", false, LWS_CLOSE_STATUS_NORMAL);
 		return;
@@ -340,6 +344,8 @@ static void reply(struct session *s, struct cable_frame *(*enc)(const char *, si
 {
 	struct cable_frame *f = enc(id, len);
 
+	if (enc == cable_proto_reject)
+		s->gw->stats.rejects++;
 	send_control(s, f);
 	cable_frame_unref(f);
 }
@@ -404,6 +410,7 @@ static void sub_remove(struct session *s, struct sub *sub)
 {
 	HASH_DELETE(hh, s->subs, sub);
 	s->nsubs--;
+	s->gw->stats.subscriptions--;
 	sub_free(s->gw, sub);
 }
 
@@ -456,6 +463,8 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	}
 	HASH_ADD_KEYPTR(hh, s->subs, sub->ident->raw, sub->ident->raw_len, sub);
 	s->nsubs++;
+	s->gw->stats.subscriptions++;
+	s->gw->stats.subscribes++;
 	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
 	return;
 nomem:
@@ -583,7 +592,8 @@ static void handle_command(struct session *s, const char *buf, size_t len)
 	struct cable_error err = {0};
 	struct cable_cmd cmd = {0};
 
-	s->gw->stats.messages_in++;
+	s->gw->stats.commands_in++;
+	s->gw->stats.bytes_in += len;
 	if (cable_proto_decode(buf, len, &cmd, &err) != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a malformed command: %s",
 		       s->sid, s->peer, err.text);

@@ -1,0 +1,110 @@
+/*
+ * GET /metrics: Prometheus text exposition of the gateway's counters. Gateway thread
+ * only (it reads gw->stats directly). No label carries a user name, a token or a
+ * topic: only counts.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "gateway_internal.h"
+
+static const double latency_bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                       0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+
+void metrics_observe_latency(struct gw *gw, double seconds)
+{
+	size_t i;
+
+	gw->stats.latency_count++;
+	gw->stats.latency_sum += seconds;
+	for (i = 0; i < LATENCY_BUCKETS; i++) {
+		if (seconds <= latency_bounds[i])
+			gw->stats.latency_bucket[i]++;
+	}
+}
+
+struct out {
+	char *buf;
+	size_t len, used;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->used >= o->len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->used, o->len - o->used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->used += (size_t)n < o->len - o->used ? (size_t)n : o->len - o->used;
+}
+
+static void metric(struct out *o, const char *name, const char *type, const char *help,
+                   unsigned long long value)
+{
+	put(o, "# HELP cable_%s %s\n# TYPE cable_%s %s\ncable_%s %llu\n", name, help, name, type,
+	    name, value);
+}
+
+size_t metrics_render(struct gw *gw, char *buf, size_t len)
+{
+	static const char *const reasons[AUTH_NREASONS] = {"no_token", "expired", "bad_signature",
+	                                                   "invalid"};
+	struct gw_stats *st = &gw->stats;
+	struct out o = {buf, len, 0};
+	uint64_t to_gw_dropped, to_broker_dropped;
+	size_t to_gw, to_broker, i;
+
+	cable_queue_stats(&gw->link->to_gateway, &to_gw, &to_gw_dropped);
+	cable_queue_stats(&gw->link->to_broker, &to_broker, &to_broker_dropped);
+
+	metric(&o, "connections", "gauge", "Open WebSocket connections.", gw->nsessions);
+	metric(&o, "connections_total", "counter", "WebSocket connections accepted.",
+	       st->connections);
+	metric(&o, "subscriptions", "gauge", "Current channel subscriptions.", st->subscriptions);
+	metric(&o, "subscribes_total", "counter", "Subscriptions confirmed.", st->subscribes);
+	metric(&o, "rejects_total", "counter", "Subscriptions rejected.", st->rejects);
+	put(&o, "# HELP cable_auth_failures_total Connections refused at authentication.\n"
+	        "# TYPE cable_auth_failures_total counter\n");
+	for (i = 0; i < AUTH_NREASONS; i++)
+		put(&o, "cable_auth_failures_total{reason=\"%s\"} %llu\n", reasons[i],
+		    (unsigned long long)st->auth_failures[i]);
+	metric(&o, "commands_in_total", "counter", "Client commands received.", st->commands_in);
+	metric(&o, "bytes_in_total", "counter", "Bytes of client commands received.", st->bytes_in);
+	metric(&o, "frames_out_total", "counter", "Frames written to browsers.", st->frames_out);
+	metric(&o, "bytes_out_total", "counter", "Bytes of frames written to browsers.",
+	       st->bytes_out);
+	metric(&o, "broadcasts_total", "counter", "MQTT messages matched against subscriptions.",
+	       st->broadcasts);
+	metric(&o, "deliveries_total", "counter", "Messages queued for browsers.", st->deliveries);
+	metric(&o, "binary_skipped_total", "counter",
+	       "Binary payloads a plain message channel could not carry.", st->binary_skipped);
+	metric(&o, "publishes_total", "counter", "Browser performs handed to the broker.",
+	       st->publishes);
+	metric(&o, "slow_disconnects_total", "counter", "Connections closed as too slow.",
+	       st->too_slow);
+	metric(&o, "queue_to_gateway", "gauge", "Messages waiting for the gateway thread.", to_gw);
+	metric(&o, "queue_to_gateway_dropped_total", "counter",
+	       "Messages for browsers dropped because the gateway queue was full.", to_gw_dropped);
+	metric(&o, "queue_to_broker", "gauge", "Messages waiting for the broker thread.",
+	       to_broker);
+	metric(&o, "queue_to_broker_full_total", "counter",
+	       "Times a browser was paused because the broker queue was full.", to_broker_dropped);
+
+	put(&o, "# HELP cable_delivery_seconds From the broker receiving a message to its frames "
+	        "being queued for every subscribed browser.\n"
+	        "# TYPE cable_delivery_seconds histogram\n");
+	for (i = 0; i < LATENCY_BUCKETS; i++)
+		put(&o, "cable_delivery_seconds_bucket{le=\"%g\"} %llu\n", latency_bounds[i],
+		    (unsigned long long)st->latency_bucket[i]);
+	put(&o, "cable_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
+	    (unsigned long long)st->latency_count);
+	put(&o, "cable_delivery_seconds_sum %.6f\ncable_delivery_seconds_count %llu\n",
+	    st->latency_sum, (unsigned long long)st->latency_count);
+	return o.used;
+}
