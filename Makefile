@@ -21,7 +21,7 @@ build:
 
 run:
 	scripts/deps.sh run
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory build node_modules/.package-lock.json
 	BUILD=$(BUILD) scripts/run.sh
 
 node_modules/.package-lock.json: package.json package-lock.json

@@ -257,6 +257,13 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 			return metrics_reply(gw, wsi);
 		return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "Page not found\n");
 
+	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+		/*
+		 * A static file went out: end the HTTP/1.1 transaction so the keep-alive
+		 * connection can carry the next request.
+		 */
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+
 	case LWS_CALLBACK_ESTABLISHED:
 		session_open(s, gw, wsi);
 		return 0;

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Install what mosquitto-cable needs on Debian 12, and nothing it already has.
 #   scripts/deps.sh build   compiler, CMake and the -dev packages
-#   scripts/deps.sh run     build + the broker and its command-line clients
-#   scripts/deps.sh test    run + what the tests use (Node.js for the real JS clients,
-#                           clang for libFuzzer, valgrind)
+#   scripts/deps.sh run     build + the broker and its command-line clients, Node.js
+#                           (the demo's simulated device)
+#   scripts/deps.sh test    run + what the tests use (clang for libFuzzer, valgrind,
+#                           Debian's chromium for the real-browser test)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
@@ -11,7 +12,7 @@ what=${1:-run}
 build="build-essential cmake pkg-config libmosquitto-dev mosquitto-dev libwebsockets-dev
 	libjansson-dev libssl-dev uthash-dev"
 run="$build mosquitto mosquitto-clients"
-test="$run clang clang-format valgrind"
+test="$run clang clang-format valgrind chromium fonts-dejavu-core"
 
 case "$what" in
 build) want=$build ;;
@@ -30,7 +31,7 @@ for p in $want; do
 done
 # Node.js and npm drive the real @rails/actioncable client in the tests; any
 # installed node >= 18 will do, Debian's own otherwise.
-if [ "$what" = test ] && ! command -v npm >/dev/null 2>&1; then
+if [ "$what" != build ] && ! command -v npm >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
 fi
 

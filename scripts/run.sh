@@ -18,11 +18,20 @@ if [ ! -s .run/jwt-secret ]; then
 	od -An -tx1 -N64 /dev/urandom | tr -d ' \n' > .run/jwt-secret
 	chmod 600 .run/jwt-secret
 fi
+# The broker reads the secret after dropping privileges to the mosquitto user.
+if [ "$(id -u)" -eq 0 ] && id mosquitto > /dev/null 2>&1; then
+	chown mosquitto .run/jwt-secret
+fi
 token=$("$build/mosquitto-cable-token" --secret-file .run/jwt-secret --user alice --ttl 86400)
+
+# The demo (demo/README.md): the page, served by the plugin from .run/www
+# (plugin_opt_http_dir in mosquitto.conf.example), and a simulated device.
+demo/prepare.sh .run/www
 
 cat <<INFO
 
   mosquitto-cable is starting.
+    Demo page (open it):      http://127.0.0.1:8080/?jid=$token
     WebSocket (ActionCable):  ws://127.0.0.1:8080/cable?jid=$token
     MQTT (devices):           mqtt://127.0.0.1:1883
 
@@ -40,4 +49,7 @@ cat <<INFO
         mosquitto_sub -t 'actuators/#' -v                       (shows what browsers speak)
 
 INFO
+# The simulated actuators 42 and 43 (MQTT on 1883); they exit with the broker, which
+# takes over this shell's pid.
+node demo/device.mjs --exit-with-pid $$ &
 exec mosquitto -c mosquitto.conf.example

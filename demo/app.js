@@ -1,0 +1,196 @@
+// The actuator terminal: the stock @rails/actioncable client (its ESM build, copied next
+// to this file by demo/prepare.sh) talking to the mosquitto-cable plugin.
+//
+//   ActuatorChannel {id}  streams actuators/{id}/state and actuators/{id}/cmd
+//   perform("speak", {message})  ->  MQTT actuators/{id}/cmd {"user":<sub>,"message":...}
+//
+// What arrives in received(data) is the MQTT payload itself:
+//   {"user":"bob","message":"on"}                  a command (anyone's, ours included)
+//   {"on":true,"by":"bob","command":"on","at":...}  the device's state answer
+//   {"error":"unknown command","command":"x",...}  the device did not understand
+import { createConsumer, getConfig } from './vendor/actioncable.esm.js';
+
+const MAX_ENTRIES = 500;
+const $ = (id) => document.getElementById(id);
+
+// The token: ?jid=... or #jid=... in the page URL (the fragment never reaches a server log).
+function tokenFromLocation() {
+  const query = new URLSearchParams(location.search).get('jid');
+  if (query) return query;
+  const hash = new URLSearchParams(location.hash.replace(/^#/, '')).get('jid');
+  return hash || null;
+}
+
+// The user name shown on the page: the token's `sub`, read without verifying (the
+// broker verifies; this is only a label).
+function userFromToken(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(Array.from(atob(part),
+      (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join(''));
+    const sub = JSON.parse(json).sub;
+    return typeof sub === 'string' && sub ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+const token = tokenFromLocation();
+const me = token ? userFromToken(token) : null;
+const cablePath = getConfig('url') || '/cable';
+const cableUrl = token ? `${cablePath}${cablePath.includes('?') ? '&' : '?'}jid=${encodeURIComponent(token)}` : cablePath;
+const consumer = createConsumer(cableUrl);
+
+const log = $('log');
+const status = $('status');
+const commandInput = $('command');
+const controls = [commandInput, $('send'), ...document.querySelectorAll('.quick button')];
+let current = null; // { id, subscription }
+
+function time(ms) {
+  const d = Number.isFinite(ms) ? new Date(ms) : new Date();
+  return d.toLocaleTimeString([], { hour12: false });
+}
+
+// One line of the terminal. Text only (textContent): payloads come from other users.
+function addEntry(kind, parts, { user, at, data = {} } = {}) {
+  const li = document.createElement('li');
+  li.className = `entry ${kind}`;
+  li.dataset.kind = kind;
+  if (user !== undefined && user !== null) li.dataset.user = String(user);
+  Object.assign(li.dataset, data);
+  const ts = document.createElement('time');
+  ts.textContent = time(at);
+  li.append(ts);
+  for (const p of parts) {
+    const span = document.createElement('span');
+    if (typeof p === 'string') {
+      span.textContent = p;
+    } else {
+      span.textContent = p.text;
+      span.className = p.cls;
+    }
+    li.append(span);
+  }
+  const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(li);
+  while (log.childElementCount > MAX_ENTRIES) log.firstElementChild.remove();
+  if (stick) log.scrollTop = log.scrollHeight;
+  return li;
+}
+
+const system = (text) => addEntry('system', [text]);
+
+function setStatus(state, text) {
+  status.dataset.state = state;
+  status.textContent = text;
+  for (const c of controls) c.disabled = state !== 'connected';
+}
+
+function setState(on, detail) {
+  const box = $('state');
+  box.dataset.on = on === true ? 'on' : on === false ? 'off' : 'unknown';
+  $('state-text').textContent = detail;
+}
+
+const who = (user) => (user === null || user === undefined ? 'someone'
+  : user === me ? `${user} (you)` : String(user));
+const show = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+
+function received(id, data) {
+  if (data && typeof data === 'object' && 'message' in data && 'user' in data) {
+    addEntry('cmd', [{ text: who(data.user), cls: 'who' }, { text: '>', cls: 'sigil' }, show(data.message)],
+      { user: data.user, data: { message: show(data.message) } });
+  } else if (data && typeof data === 'object' && typeof data.error === 'string') {
+    addEntry('error', [{ text: `actuator ${id}`, cls: 'who' },
+      `${data.error}${'command' in data ? `: ${show(data.command)}` : ''}`],
+    { user: data.by, at: data.at, data: { command: show(data.command ?? '') } });
+  } else if (data && typeof data === 'object' && typeof data.on === 'boolean') {
+    const word = data.on ? 'ON' : 'OFF';
+    const why = data.boot ? 'device started'
+      : data.command ? `${show(data.command)} by ${who(data.by)}` : data.by ? `by ${who(data.by)}` : '';
+    addEntry('state', [{ text: `actuator ${id}`, cls: 'who' }, { text: word, cls: data.on ? 'on' : 'off' },
+      why ? `· ${why}` : ''], { user: data.by, at: data.at, data: { on: String(data.on) } });
+    setState(data.on, `actuator ${id} is ${word}${why ? ` · ${why}` : ''} · ${time(data.at)}`);
+  } else {
+    addEntry('raw', [{ text: `actuator ${id}`, cls: 'who' }, show(data)]);
+  }
+}
+
+function open(id) {
+  if (current) {
+    current.subscription.unsubscribe();
+    current = null;
+  }
+  log.replaceChildren();
+  setState(null, 'state unknown: send status');
+  $('cmd-topic').textContent = `actuators/${id}/cmd`;
+  $('state-topic').textContent = `actuators/${id}/state`;
+  const url = new URL(location.href);
+  url.searchParams.set('id', String(id));
+  history.replaceState(null, '', url);
+
+  const entry = { id, subscription: null };
+  entry.subscription = consumer.subscriptions.create({ channel: 'ActuatorChannel', id }, {
+    connected({ reconnected } = {}) {
+      if (current !== entry) return;
+      setStatus('connected', 'Connected');
+      system(reconnected ? `Reconnected: watching actuator ${id} again`
+        : `Watching actuator ${id}: type on, off, toggle or status`);
+    },
+    disconnected({ willAttemptReconnect } = {}) {
+      if (current !== entry) return;
+      setStatus('lost', 'Connection lost');
+      system(willAttemptReconnect ? 'Connection lost: reconnecting…'
+        : 'Connection lost: the server refused this page (token missing, invalid or expired?). Reload with a fresh token.');
+    },
+    rejected() {
+      if (current !== entry) return;
+      setStatus('rejected', 'Rejected');
+      system(`The server rejected actuator ${id} (not a valid id, or not allowed for you).`);
+    },
+    received(data) {
+      if (current === entry) received(id, data);
+    },
+  });
+  current = entry;
+  setStatus('connecting', consumer.connection.isOpen() ? 'Subscribing…' : 'Connecting…');
+}
+
+function send(text) {
+  const message = text.trim();
+  if (!message || !current) return;
+  if (!current.subscription.perform('speak', { message })) {
+    system('Not sent: the connection is down.');
+  }
+}
+
+$('pick-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const id = Number($('actuator-id').value);
+  if (Number.isInteger(id) && id >= 0) open(id);
+});
+$('command-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  send(commandInput.value);
+  commandInput.value = '';
+  commandInput.focus();
+});
+for (const b of document.querySelectorAll('.quick button')) {
+  b.addEventListener('click', () => send(b.dataset.command));
+}
+
+$('user').textContent = me ? `signed in as ${me}` : token ? 'signed in' : 'no token';
+const startId = Number(new URLSearchParams(location.search).get('id') ?? 42);
+$('actuator-id').value = String(Number.isInteger(startId) && startId >= 0 ? startId : 42);
+if (!token) {
+  system('No token in the page URL: open the URL that `make run` prints (…/?jid=TOKEN). ' +
+    'Connecting without one works only when the plugin runs with plugin_opt_auth anonymous.');
+}
+open(Number($('actuator-id').value));
+setTimeout(() => {
+  if (status.dataset.state === 'connecting') system(`Still connecting to ${cablePath}… is the broker running?`);
+}, 5000);
+
+// For the browser console: the consumer and the current subscription.
+window.actuatorTerminal = { consumer, get subscription() { return current?.subscription; } };
