@@ -12,7 +12,7 @@ what=${1:-run}
 build="build-essential cmake pkg-config libmosquitto-dev mosquitto-dev libwebsockets-dev
 	libjansson-dev libssl-dev uthash-dev"
 run="$build mosquitto mosquitto-clients"
-test="$run clang clang-format valgrind chromium fonts-dejavu-core"
+test="$run clang clang-format valgrind chromium fonts-dejavu-core curl python3"
 
 case "$what" in
 build) want=$build ;;
