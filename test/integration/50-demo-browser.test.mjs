@@ -1,0 +1,199 @@
+// The demo in a real browser: Debian's headless Chromium (playwright-core) loads the
+// actuator terminal from the plugin's own HTTP port (plugin_opt_http_dir, laid out by
+// demo/prepare.sh exactly as `make run` does), with a fresh token in the page URL. The
+// simulated device (demo/device.mjs) speaks real MQTT to the same broker.
+//   - the page and its @rails/actioncable ESM build are served by the plugin;
+//   - typing "on" in the page reaches MQTT as {"user":"alice","message":"on"} and the
+//     device's state answer shows up on the page;
+//   - another user's command (a stock @rails/actioncable consumer in Node) scrolls by;
+//   - the token may also come in the fragment (#jid=...), and actuators are separate;
+//   - stopping the broker makes the page say "Connection lost".
+// A screenshot of the page goes to /tmp/mosquitto-cable-demo.png.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  startBroker, printBrokerLog, runCleanups, createCable, actuatorParams, mqttConnect,
+} from './lib/index.mjs';
+import { prepareSite, startDevice, launchChromium, watchPage } from '../../demo/test-support/demo.mjs';
+
+const SCREENSHOT = process.env.DEMO_SCREENSHOT || '/tmp/mosquitto-cable-demo.png';
+const UI_TIMEOUT = 5000;
+
+let site;
+let broker;
+let device;
+let browser;
+let page;
+let problems;
+let base;
+
+before(async () => {
+  site = prepareSite();
+  broker = await startBroker({ pluginOpts: { http_dir: site.dir } });
+  base = `http://127.0.0.1:${broker.wsPort}`;
+  device = await startDevice(broker.mqttUrl, [42, 43]);
+  browser = await launchChromium();
+}, { timeout: 60_000 });
+
+afterEach(async (t) => {
+  if (t.passed === false) {
+    if (broker) printBrokerLog(broker, `after failed test "${t.name}"`);
+    if (device) process.stderr.write(`----- device output -----\n${device.output()}\n`);
+    if (problems) process.stderr.write(`----- page problems -----\n${problems.join('\n')}\n`);
+    if (page) {
+      const text = await page.locator('#log').innerText().catch(() => '(page gone)');
+      process.stderr.write(`----- page log -----\n${text}\n`);
+    }
+  }
+  await runCleanups();
+});
+
+after(async () => {
+  await runCleanups();
+  if (browser) await browser.close();
+  if (device) await device.stop();
+  if (broker) await broker.stop();
+  if (site) site.remove();
+});
+
+const entries = (p, kind) => p.locator(`#log li.entry[data-kind="${kind}"]`);
+
+async function openPage(url) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+  const p = await context.newPage();
+  const seen = watchPage(p);
+  await p.goto(url, { waitUntil: 'load' });
+  try {
+    await p.locator('#status[data-state="connected"]').waitFor({ timeout: UI_TIMEOUT });
+  } catch (e) {
+    const status = await p.locator('#status').innerText().catch(() => '(none)');
+    const log = await p.locator('#log').innerText().catch(() => '(none)');
+    e.message += `\npage ${url}\nstatus: ${status}\npage log:\n${log}\npage problems:\n${seen.join('\n')}`;
+    await context.close();
+    throw e;
+  }
+  return { page: p, problems: seen, context };
+}
+
+test('the plugin serves the page and the client it imports', async () => {
+  const index = await fetch(`${base}/?jid=whatever`);
+  assert.equal(index.status, 200);
+  assert.match(index.headers.get('content-type'), /^text\/html/);
+  assert.match(await index.text(), /<title>Actuator terminal/);
+  // A module script must come with a JavaScript MIME type or the browser refuses it.
+  for (const file of ['/app.js', '/vendor/actioncable.esm.js']) {
+    const r = await fetch(base + file);
+    assert.equal(r.status, 200, file);
+    assert.match(r.headers.get('content-type'), /^(text|application)\/javascript/, file);
+    await r.arrayBuffer();
+  }
+});
+
+test('typing "on" in the page reaches the device, and its answer appears on the page', async () => {
+  const token = broker.mint('alice', { expiresIn: '10m' });
+  ({ page, problems } = await openPage(`${base}/?jid=${encodeURIComponent(token)}`));
+  assert.equal(await page.locator('#user').innerText(), 'signed in as alice');
+  assert.equal(await page.locator('#status').innerText(), 'Connected');
+
+  const mqtt = await mqttConnect(broker.mqttUrl);
+  await mqtt.subscribe('actuators/42/cmd');
+
+  await page.locator('#command').fill('on');
+  await page.locator('#command').press('Enter');
+
+  // What the page spoke is what the device gets.
+  const cmd = await mqtt.nextOn('actuators/42/cmd');
+  assert.deepEqual(JSON.parse(cmd.text), { user: 'alice', message: 'on' });
+
+  // Our own command scrolls by (the page streams actuators/42/cmd too) ...
+  await entries(page, 'cmd').and(page.locator('[data-user="alice"][data-message="on"]'))
+    .waitFor({ timeout: UI_TIMEOUT });
+  // ... and the device's state answer arrives.
+  const answer = entries(page, 'state').and(page.locator('[data-user="alice"][data-on="true"]'));
+  await answer.waitFor({ timeout: UI_TIMEOUT });
+  const text = await answer.innerText();
+  assert.match(text, /actuator 42/);
+  assert.match(text, /\bON\b/);
+  assert.match(text, /on by alice \(you\)/);
+  await page.locator('#state[data-on="on"]').waitFor({ timeout: UI_TIMEOUT });
+  assert.match(await page.locator('#state-text').innerText(), /actuator 42 is ON/);
+
+  // The quick buttons send too; an unknown command gets the device's error answer.
+  await page.locator('.quick button[data-command="status"]').click();
+  await entries(page, 'state').and(page.locator('[data-user="alice"]')).nth(1).waitFor({ timeout: UI_TIMEOUT });
+  await page.locator('#command').fill('dance');
+  await page.locator('#command').press('Enter');
+  const error = entries(page, 'error').and(page.locator('[data-user="alice"][data-command="dance"]'));
+  await error.waitFor({ timeout: UI_TIMEOUT });
+  assert.match(await error.innerText(), /unknown command: dance/);
+
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
+});
+
+test("another user's command scrolls by on the page, with the device's answer", async () => {
+  assert.ok(page, 'needs the page of the previous test');
+  const bob = createCable(broker.urlFor(broker.mint('bob')));
+  const sub = bob.subscribe(actuatorParams(42));
+  await sub.confirmed();
+  sub.perform('speak', { message: 'off' });
+
+  const cmd = entries(page, 'cmd').and(page.locator('[data-user="bob"][data-message="off"]'));
+  await cmd.waitFor({ timeout: UI_TIMEOUT });
+  const cmdText = await cmd.innerText();
+  assert.match(cmdText, /\bbob\b/);
+  assert.doesNotMatch(cmdText, /\(you\)/);
+  assert.match(cmdText, /\boff\b/);
+
+  const answer = entries(page, 'state').and(page.locator('[data-user="bob"][data-on="false"]'));
+  await answer.waitFor({ timeout: UI_TIMEOUT });
+  assert.match(await answer.innerText(), /\bOFF\b.*off by bob/s);
+  await page.locator('#state[data-on="off"]').waitFor({ timeout: UI_TIMEOUT });
+
+  // Bob's Node consumer saw the device's answer too (same stream, same order).
+  const got = [];
+  for (;;) {
+    const m = await sub.next();
+    got.push(m);
+    if (m && m.on === false && m.by === 'bob') break;
+  }
+  assert.deepEqual(got[0], { user: 'bob', message: 'off' });
+
+  assert.deepEqual(problems, [], 'the page logged errors or failed requests');
+  await page.screenshot({ path: SCREENSHOT });
+  process.stderr.write(`# screenshot: ${SCREENSHOT}\n`);
+});
+
+test('a token in the fragment works, and each page sees only its own actuator', async () => {
+  const token = broker.mint('carol');
+  const other = await openPage(`${base}/?id=43#jid=${encodeURIComponent(token)}`);
+  try {
+    assert.equal(await other.page.locator('#user').innerText(), 'signed in as carol');
+    assert.equal(await other.page.locator('#actuator-id').inputValue(), '43');
+    await other.page.locator('#command').fill('toggle');
+    await other.page.locator('#command').press('Enter');
+    const answer = entries(other.page, 'state').and(other.page.locator('[data-user="carol"][data-on="true"]'));
+    await answer.waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await answer.innerText(), /actuator 43/);
+
+    // Alice's page (actuator 42) saw none of it.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await page.locator('#log li.entry[data-user="carol"]').count(), 0);
+    assert.deepEqual(other.problems, [], 'the second page logged errors or failed requests');
+  } finally {
+    await other.context.close();
+  }
+});
+
+test('stopping the broker makes the page say "Connection lost"', async () => {
+  assert.ok(page, 'needs the page of the earlier tests');
+  await broker.stop();
+  await page.locator('#status[data-state="lost"]').waitFor({ timeout: UI_TIMEOUT });
+  assert.equal(await page.locator('#status').innerText(), 'Connection lost');
+  const line = entries(page, 'system').filter({ hasText: 'Connection lost' });
+  await line.waitFor({ timeout: UI_TIMEOUT });
+  // The broker said server_restart with reconnect: true, so the client keeps trying.
+  assert.match(await line.last().innerText(), /reconnecting/);
+  assert.ok(await page.locator('#command').isDisabled(), 'the command box is disabled while offline');
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-lost.png') });
+});
