@@ -36,7 +36,7 @@ test('every connection gets its own sid', async () => {
 // order, as Rails' own server (websocket-driver) does; the stock client lists
 // actioncable-v1-json first. (libwebsockets 4.1 selects this way and offers no hook to
 // re-select; docs/protocol.md.)
-test('protocols are chosen in the client's order, as Rails does', async () => {
+test('protocols are chosen in the order the client lists them, as Rails does', async () => {
   const b = ctx.broker;
   const c = await rawConnect(b.urlFor(b.mint('alice')), {
     protocols: ['actioncable-unsupported', 'actioncable-v1-json'],
