@@ -241,6 +241,25 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		return gw->stopping ? -1 : 0;
 
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/*
+		 * libwebsockets 4.1 cannot parse a Sec-WebSocket-Protocol list of 128 bytes or
+		 * more (AnyCable's anycable-token.<jwt> makes one) and would hang up without a
+		 * word. Refuse it with a reason instead.
+		 */
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) >= 128) {
+			gw_log(gw, MOSQ_LOG_NOTICE,
+			       "upgrade refused: Sec-WebSocket-Protocol is over 127 bytes (a token "
+			       "sub-protocol?); pass the token as ?%s=",
+			       gw->cfg.token_param);
+			lws_return_http_status(
+			        wsi, HTTP_STATUS_BAD_REQUEST,
+			        "Sec-WebSocket-Protocol too long: pass the token in the "
+			        "query string");
+			return 1;
+		}
+		return 0;
+
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* Only upgrades on the configured path, and only from allowed origins. */
 		if (!header_equals(wsi, WSI_TOKEN_GET_URI, gw->cfg.path)) {

@@ -103,3 +103,20 @@ test('welcome is the only frame before the client says anything (apart from ping
   await sleep(500);
   assert.deepEqual(c.received().filter(notPing).map((f) => f.json?.type), ['welcome']);
 });
+
+// libwebsockets 4.1 cannot parse a protocol list of 128 bytes or more (AnyCable's
+// anycable-token.<jwt> makes one); the plugin answers 400 with a reason instead of the
+// silent hang-up libwebsockets would give.
+test('an over-long Sec-WebSocket-Protocol (a token sub-protocol) gets HTTP 400', async () => {
+  const b = ctx.broker;
+  const { default: WebSocket } = await import('ws');
+  const status = await new Promise((resolve, reject) => {
+    const ws = new WebSocket(b.wsUrl, ['actioncable-v1-json', `anycable-token.${b.mint('alice')}`]);
+    ws.on('open', () => { ws.close(); reject(new Error('upgraded')); });
+    ws.on('unexpected-response', (req, res) => { res.resume(); resolve(res.statusCode); });
+    ws.on('error', reject);
+  });
+  assert.equal(status, 400);
+  for (let i = 0; i < 40 && !/Sec-WebSocket-Protocol is over 127 bytes/.test(b.log()); i++) await sleep(50);
+  assert.match(b.log(), /Sec-WebSocket-Protocol is over 127 bytes/);
+});
