@@ -1,9 +1,11 @@
 // Scale-out over Mosquitto bridges: two brokers, each running the plugin, joined by an
 // ordinary bridge. A browser on broker B sees a device on broker A, and its speak
 // reaches the device on A; a browser on A sees what is spoken on B.
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startBroker, connectAndSubscribe, mqttConnect, actuatorParams } from './lib/index.mjs';
+import {
+  startBroker, connectAndSubscribe, mqttConnect, actuatorParams, runCleanups,
+} from './lib/index.mjs';
 
 let a, b;
 
@@ -30,7 +32,11 @@ before(async () => {
   throw new Error(`bridge B -> A did not come up\n${b.log()}`);
 });
 
+// Close the clients each test opened (useBroker does this for single-broker files).
+afterEach(() => runCleanups());
+
 after(async () => {
+  await runCleanups();
   await b?.stop();
   await a?.stop();
 });
