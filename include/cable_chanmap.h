@@ -52,7 +52,10 @@
  *   performs actions). Placeholders "{name}" stand for a whole level
  *   only ("a/{id}/b" is fine, "a/x{id}" is rejected when the map is loaded).
  *   Besides params: "{user}" (the principal's user; must itself be a valid level
- *   or the binding fails; with no principal, or one without a user, it fails too).
+ *   or the binding fails; with no principal, or one without a user, it fails too),
+ *   and "{claim.NAME}": claim NAME of the verified token (a string, or an integer in
+ *   decimal; missing, another type, or not a valid level fails the binding), e.g.
+ *   "tenants/{claim.tenant}/actuators/{id}/state".
  *   A template never starts with '$', and braces appear only in placeholders.
  *   Every template is checked when the map is loaded (each literal level, the
  *   wildcard rules, the level count), and every expanded topic again at bind time.

@@ -95,6 +95,8 @@ struct channel {
 	char *name;
 	bool generic;
 	bool uses_user; /* some template has {user} */
+	char **claims;  /* names used as {claim.NAME}; their values follow the params in vals */
+	size_t nclaims;
 	struct param *params;
 	size_t nparams;
 	struct template *streams;
@@ -319,6 +321,39 @@ static void template_release(struct template *t)
 }
 
 /*
+ * The index of claim `name` among the channel's {claim.NAME} placeholders, adding it
+ * if new; a negative status on a bad name or ENOMEM.
+ */
+static int claim_slot(struct channel *ch, const char *name, size_t len, const char *where,
+                      struct cable_error *err)
+{
+	char **grown;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_'))
+			return cable_error_set(err, CABLE_EINVAL,
+			                       "%s: a claim name is letters, digits and '_' only",
+			                       where);
+	}
+	for (i = 0; i < ch->nclaims; i++) {
+		if (strlen(ch->claims[i]) == len && memcmp(ch->claims[i], name, len) == 0)
+			return (int)i;
+	}
+	grown = realloc(ch->claims, (ch->nclaims + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return nomem(err);
+	ch->claims = grown;
+	ch->claims[ch->nclaims] = dup_mem(name, len);
+	if (ch->claims[ch->nclaims] == NULL)
+		return nomem(err);
+	return (int)ch->nclaims++;
+}
+
+/*
  * Split a template into levels and resolve placeholders against the channel's params.
  * Braces are reserved: a level containing one must be exactly "{name}".
  */
@@ -367,6 +402,15 @@ static int template_parse(struct template *t, struct channel *ch, const char *sr
 		if (name_is(name, namelen, "user")) {
 			l->kind = LEVEL_USER;
 			ch->uses_user = true;
+			continue;
+		}
+		if (namelen > 6 && memcmp(name, "claim.", 6) == 0) {
+			int rc = claim_slot(ch, name + 6, namelen - 6, where, err);
+
+			if (rc < 0)
+				return rc;
+			l->kind = LEVEL_PARAM;
+			l->param = ch->nparams + (size_t)rc;
 			continue;
 		}
 		for (l->param = 0; l->param < ch->nparams; l->param++)
@@ -792,6 +836,9 @@ void cable_chanmap_free(struct cable_chanmap *map)
 				regfree(&ch->params[j].pattern);
 		}
 		free(ch->params);
+		for (j = 0; j < ch->nclaims; j++)
+			free(ch->claims[j]);
+		free(ch->claims);
 		for (j = 0; j < ch->nstreams; j++)
 			template_release(&ch->streams[j]);
 		free(ch->streams);
@@ -936,8 +983,38 @@ static int bind_generic(const struct channel *ch, json_t *root, struct cable_bin
 	return CABLE_OK;
 }
 
+/*
+ * The value of claim `name` of the verified token, as one topic level: a string, or an
+ * integer in decimal. Anything else, or a value that is not a valid level, is EINVAL.
+ */
+static int bind_claim(const struct channel *ch, const char *name, const json_t *claims,
+                      struct value *val, struct cable_error *err)
+{
+	const json_t *v = claims ? json_object_get(claims, name) : NULL;
+
+	if (json_is_string(v)) {
+		val->s = json_string_value(v);
+		val->len = json_string_length(v);
+	} else if (json_is_integer(v)) {
+		snprintf(val->num, sizeof(val->num), "%" JSON_INTEGER_FORMAT,
+		         json_integer_value(v));
+		val->s = val->num;
+		val->len = strlen(val->num);
+	} else {
+		return cable_error_set(
+		        err, CABLE_EINVAL,
+		        "channels.%s: the token has no string or integer claim \"%s\"", ch->name,
+		        name);
+	}
+	if (!cable_topic_level_valid(val->s, val->len))
+		return cable_error_set(err, CABLE_EINVAL,
+		                       "channels.%s: claim \"%s\" is not usable as a topic level",
+		                       ch->name, name);
+	return CABLE_OK;
+}
+
 static int bind_templates(const struct channel *ch, json_t *root, const char *user,
-                          struct cable_binding *b, struct cable_error *err)
+                          const json_t *claims, struct cable_binding *b, struct cable_error *err)
 {
 	struct value *vals;
 	size_t i, ulen = user ? strlen(user) : 0;
@@ -947,12 +1024,14 @@ static int bind_templates(const struct channel *ch, json_t *root, const char *us
 		return cable_error_set(err, CABLE_EINVAL,
 		                       "channels.%s: the user is not usable as a topic level",
 		                       ch->name);
-	vals = calloc(ch->nparams + 1, sizeof(*vals));
+	vals = calloc(ch->nparams + ch->nclaims + 1, sizeof(*vals));
 	if (vals == NULL)
 		return nomem(err);
 	for (i = 0; i < ch->nparams && rc == CABLE_OK; i++)
 		rc = bind_param(ch, &ch->params[i], json_object_get(root, ch->params[i].name),
 		                &vals[i], err);
+	for (i = 0; i < ch->nclaims && rc == CABLE_OK; i++)
+		rc = bind_claim(ch, ch->claims[i], claims, &vals[ch->nparams + i], err);
 	b->nstreams = ch->nstreams; /* zeroed array: cable_binding_free copes with gaps */
 	for (i = 0; i < ch->nstreams && rc == CABLE_OK; i++) {
 		rc = expand(&ch->streams[i], vals, user, ulen, &b->streams[i]);
@@ -1049,7 +1128,7 @@ int cable_chanmap_bind(const struct cable_chanmap *map, const char *identifier, 
 	if (ch->generic)
 		rc = bind_generic(ch, root, b, err);
 	else
-		rc = bind_templates(ch, root, user, b, err);
+		rc = bind_templates(ch, root, user, who ? who->claims : NULL, b, err);
 	if (rc != CABLE_OK)
 		goto done;
 	*out = b;

@@ -571,6 +571,51 @@ static void test_bind_user(void)
 	cable_chanmap_free(map);
 }
 
+/* {claim.NAME}: a claim of the verified token, as one level (string or integer). */
+static void test_bind_claims(void)
+{
+	struct cable_chanmap *map = load(
+	        q("{'channels': {'TenantChannel': {'params': {'id': {'type': 'integer'}},"
+	          "'streams': ['tenants/{claim.tenant}/actuators/{id}/state', 'orgs/{claim.org}'],"
+	          "'actions': {'speak': {'topic': 'tenants/{claim.tenant}/actuators/{id}/cmd',"
+	          "'payload': 'data'}}}}}"));
+	const char *id = "{\"channel\": \"TenantChannel\", \"id\": 7}";
+	struct cable_principal who = {0};
+	struct cable_binding *b = NULL;
+	struct cable_error err = {0};
+	const char *bad[] = {"{'tenant': 'a/b', 'org': 1}",   "{'tenant': '#', 'org': 1}",
+	                     "{'tenant': '$x', 'org': 1}",    "{'tenant': '', 'org': 1}",
+	                     "{'tenant': true, 'org': 1}",    "{'org': 1}",
+	                     "{'tenant': 'acme', 'org': 1.5}"};
+	size_t i;
+
+	who.user = "alice";
+	who.claims = json_loads(q("{'tenant': 'acme', 'org': 42}"), 0, NULL);
+	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, "sid", &b, &err));
+	ASSERT_STR_EQ(cable_binding_stream(b, 0), "tenants/acme/actuators/7/state");
+	ASSERT_STR_EQ(cable_binding_stream(b, 1), "orgs/42");
+	perform_ok(b, q("{'action': 'speak', 'x': 1}"), "tenants/acme/actuators/7/cmd",
+	           q("{'x':1}"), 0, false);
+	cable_binding_free(b);
+	json_decref(who.claims);
+
+	for (i = 0; i < CABLE_ARRAY_LEN(bad); i++) {
+		b = NULL;
+		who.claims = json_loads(q(bad[i]), 0, NULL);
+		ASSERT_NOT_NULL(who.claims);
+		ASSERT_EQ(cable_chanmap_bind(map, id, strlen(id), &who, "sid", &b, &err),
+		          CABLE_EINVAL);
+		ASSERT_NULL(b);
+		ASSERT(strstr(err.text, "claim") != NULL);
+		json_decref(who.claims);
+	}
+	/* No claims at all (anonymous). */
+	who.claims = NULL;
+	ASSERT_EQ(cable_chanmap_bind(map, id, strlen(id), &who, "sid", &b, &err), CABLE_EINVAL);
+	cable_chanmap_free(map);
+	load_fails(q("{'channels': {'C': {'streams': ['a/{claim.x-y}']}}}"), "claim name");
+}
+
 static void test_bind_generic(void)
 {
 	struct cable_chanmap *map = load(q(MAP));
@@ -792,7 +837,7 @@ TEST_MAIN(TEST(test_load_ok), TEST(test_load_example_file), TEST(test_load_bad_j
           TEST(test_load_template_errors), TEST(test_load_level_limit),
           TEST(test_load_param_errors), TEST(test_load_channel_errors), TEST(test_bind_actuator),
           TEST(test_bind_integer_refused), TEST(test_bind_injection_refused),
-          TEST(test_bind_identifier_errors), TEST(test_bind_user), TEST(test_bind_generic),
-          TEST(test_binding_outlives_map), TEST(test_perform_identity), TEST(test_perform_message),
-          TEST(test_perform_data), TEST(test_perform_errors), TEST(test_perform_retain),
-          TEST(test_perform_generic))
+          TEST(test_bind_identifier_errors), TEST(test_bind_user), TEST(test_bind_claims),
+          TEST(test_bind_generic), TEST(test_binding_outlives_map), TEST(test_perform_identity),
+          TEST(test_perform_message), TEST(test_perform_data), TEST(test_perform_errors),
+          TEST(test_perform_retain), TEST(test_perform_generic))
