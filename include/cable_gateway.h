@@ -48,6 +48,8 @@ struct cable_gateway_config {
 	const char *http_dir;        /* serve static files from here on the same port; NULL = off */
 	const char *allowed_origins; /* Origin allow-list (cable_origin.h); NULL = no check */
 	const char *token_cookie;    /* cookie carrying the token; NULL = none */
+	const char *metrics_topic;   /* publish metrics as retained messages under this prefix */
+	unsigned metrics_interval;   /* seconds between those publishes */
 };
 
 /* The queues and wake-up the two sides share; owned by the adapter. */

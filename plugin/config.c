@@ -16,6 +16,7 @@
 
 #include "cable.h"
 #include "cable_options.h"
+#include "cable_topic.h"
 
 #include <openssl/crypto.h>
 
@@ -50,6 +51,8 @@ static const struct opt_spec opt_specs[] = {
         {"http_dir", OPT_STRING, OFF(gw.http_dir), 0, 0},
         {"allowed_origins", OPT_STRING, OFF(gw.allowed_origins), 0, 0},
         {"token_cookie", OPT_STRING, OFF(gw.token_cookie), 0, 0},
+        {"metrics_topic", OPT_STRING, OFF(gw.metrics_topic), 0, 0},
+        {"metrics_interval", OPT_UINT, OFF(gw.metrics_interval), 1, 86400},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
         {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
         {"acl_file", OPT_STRING, OFF(acl_file), 0, 0},
@@ -76,6 +79,7 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_message = 64 * 1024;
 	o->gw.max_outbound = 1024 * 1024;
 	o->gw.max_subscriptions = 256;
+	o->gw.metrics_interval = 10;
 	o->gw.max_connections = 10000;
 	o->gw.max_per_ip = 0; /* behind a reverse proxy every browser has its address */
 	o->gw.max_per_user = 100;
@@ -194,6 +198,15 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 		snprintf(err, errlen,
 		         "plugin_opt_jwt_secret_file (or plugin_opt_jwt_keys_file): required "
 		         "unless plugin_opt_auth is anonymous");
+		return CABLE_EINVAL;
+	}
+	if (o.gw.metrics_topic &&
+	    (!cable_topic_name_valid(o.gw.metrics_topic, strlen(o.gw.metrics_topic)) ||
+	     o.gw.metrics_topic[strlen(o.gw.metrics_topic) - 1] == '/')) {
+		snprintf(err, errlen,
+		         "plugin_opt_metrics_topic: '%s' is not a topic prefix like "
+		         "cable/metrics",
+		         o.gw.metrics_topic);
 		return CABLE_EINVAL;
 	}
 	if ((o.gw.tls_cert == NULL) != (o.gw.tls_key == NULL)) {

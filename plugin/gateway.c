@@ -108,6 +108,15 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 	check_ticks(gw);
 }
 
+static void metrics_tick(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, metrics_sul);
+
+	metrics_publish(gw);
+	lws_sul_schedule(gw->ctx, 0, &gw->metrics_sul, metrics_tick,
+	                 (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
+}
+
 static void stop_check(lws_sorted_usec_list_t *sul)
 {
 	struct gw *gw = lws_container_of(sul, struct gw, stop_sul);
@@ -343,6 +352,9 @@ static void *gateway_main(void *arg)
 
 	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
 	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	if (gw->cfg.metrics_topic)
+		lws_sul_schedule(gw->ctx, 0, &gw->metrics_sul, metrics_tick,
+		                 (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
 	/* A stop requested before the thread ran is seen at the first wake-up. */
 	lws_cancel_service(gw->ctx);
 	while (!gw->finished)
@@ -377,10 +389,14 @@ static void gw_free(struct gw *gw)
 
 static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
 {
-	const char **fields[] = {&gw->cfg.address,  &gw->cfg.path,    &gw->cfg.token_param,
-	                         &gw->cfg.tls_cert, &gw->cfg.tls_key, &gw->cfg.tls_ca};
+	const char **fields[] = {&gw->cfg.address,      &gw->cfg.path,
+	                         &gw->cfg.token_param,  &gw->cfg.tls_cert,
+	                         &gw->cfg.tls_key,      &gw->cfg.tls_ca,
+	                         &gw->cfg.http_dir,     &gw->cfg.allowed_origins,
+	                         &gw->cfg.token_cookie, &gw->cfg.metrics_topic};
 	size_t i;
 
+	_Static_assert(CABLE_ARRAY_LEN(fields) <= CABLE_ARRAY_LEN(gw->strings), "gw->strings");
 	gw->cfg = *cfg;
 	for (i = 0; i < CABLE_ARRAY_LEN(fields); i++) {
 		if (*fields[i] == NULL)

@@ -152,7 +152,7 @@ struct gw_stats {
 
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
-	char *strings[10];
+	char *strings[11];
 	struct cable_origins *origins;   /* NULL: no Origin check */
 	struct lws_http_mount mounts[3]; /* /health, /metrics, and the static directory if any */
 	struct cable_link *link;
@@ -181,6 +181,7 @@ struct gw {
 	unsigned pings;   /* ping rounds so far, for the TICK watchdog */
 	bool warned_tick; /* the no-TICK warning was printed */
 	lws_sorted_usec_list_t stop_sul;
+	lws_sorted_usec_list_t metrics_sul;
 	struct gw_stats stats;
 };
 
@@ -200,6 +201,7 @@ bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m);
 
 /* metrics.c */
 size_t metrics_render(struct gw *gw, char *buf, size_t len);
+void metrics_publish(struct gw *gw);
 void metrics_observe_latency(struct gw *gw, double seconds);
 
 /* fanout.c */

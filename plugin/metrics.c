@@ -5,6 +5,8 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "gateway_internal.h"
 
@@ -107,4 +109,57 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	put(&o, "cable_delivery_seconds_sum %.6f\ncable_delivery_seconds_count %llu\n",
 	    st->latency_sum, (unsigned long long)st->latency_count);
 	return o.used;
+}
+
+/*
+ * Publish every metric as a retained MQTT message under plugin_opt_metrics_topic:
+ * cable_connections -> <prefix>/connections, cable_auth_failures_total{reason="x"} ->
+ * <prefix>/auth_failures_total/x. Histogram buckets are left out (sum and count stay).
+ * The messages go to the broker thread like a browser's publish.
+ */
+void metrics_publish(struct gw *gw)
+{
+	const char *prefix = gw->cfg.metrics_topic;
+	char *text, *line, *save = NULL, topic[256];
+	struct cable_msg *m;
+
+	text = malloc(64 * 1024);
+	if (text == NULL)
+		return;
+	text[metrics_render(gw, text, 64 * 1024 - 1)] = '\0';
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *name, *label, *value;
+		int n;
+
+		if (line[0] == '#' || strncmp(line, "cable_", 6) != 0 || strstr(line, "_bucket{"))
+			continue;
+		name = line + 6;
+		value = strrchr(name, ' ');
+		if (value == NULL)
+			continue;
+		*value++ = '\0';
+		label = strchr(name, '{');
+		if (label) {
+			char *q1 = strchr(label, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+
+			*label = '\0';
+			if (q2 == NULL)
+				continue;
+			*q2 = '\0';
+			n = snprintf(topic, sizeof(topic), "%s/%s/%s", prefix, name, q1 + 1);
+		} else {
+			n = snprintf(topic, sizeof(topic), "%s/%s", prefix, name);
+		}
+		if (n < 0 || (size_t)n >= sizeof(topic))
+			continue;
+		m = cable_msg_new(CABLE_MSG_PUBLISH, topic, (size_t)n, value, strlen(value));
+		if (m == NULL)
+			break;
+		m->retain = true;
+		if (cable_queue_push(&gw->link->to_broker, m, false) != CABLE_OK) {
+			cable_msg_free(m);
+			break; /* the broker is busy; the next round will do */
+		}
+	}
+	free(text);
 }

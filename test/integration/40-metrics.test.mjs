@@ -77,3 +77,28 @@ test('a device message to nobody still counts as a broadcast, with no delivery',
   assert.equal(v.cable_broadcasts_total - before.cable_broadcasts_total, 1);
   assert.equal(v.cable_deliveries_total, before.cable_deliveries_total);
 });
+
+test('plugin_opt_metrics_topic publishes each metric as a retained MQTT message', async () => {
+  const { startBroker, runCleanups } = await import('./lib/index.mjs');
+  const b = await startBroker({ pluginOpts: { metrics_topic: 'ops/cable', metrics_interval: '1' } });
+  try {
+    const c = await rawConnect(`${b.wsUrl}?jid=${b.mint('alice')}`);
+    await c.waitFor(isWelcome);
+    await new Promise((r) => setTimeout(r, 1500));
+    // A late subscriber gets the retained values.
+    const sub = await mqttConnect(b.mqttUrl);
+    await sub.subscribe('ops/cable/#');
+    const seen = {};
+    for (let i = 0; i < 60 && !('connections_total' in seen && 'auth_failures_total/no_token' in seen); i++) {
+      const m = await sub.next(3000);
+      seen[m.topic.slice('ops/cable/'.length)] = { text: m.text, retain: m.retain };
+    }
+    assert.equal(seen.connections_total.retain, true);
+    assert.ok(Number(seen.connections_total.text) >= 1);
+    assert.equal(seen['auth_failures_total/no_token'].text, '0');
+    assert.ok(!Object.keys(seen).some((k) => k.includes('bucket')));
+  } finally {
+    await runCleanups();
+    await b.stop();
+  }
+});
