@@ -65,4 +65,24 @@ bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer
  */
 bool cable_topic_level_valid(const char *s, size_t len);
 
+/*
+ * Walks the '/'-separated levels of (s, len): n slashes give n + 1 levels, and the
+ * empty string has one (empty) level.
+ *
+ *   struct cable_topic_cursor c;
+ *   cable_topic_cursor_init(&c, s, len);
+ *   while (cable_topic_cursor_next(&c, &level, &level_len)) ...
+ */
+struct cable_topic_cursor {
+	const char *s;
+	size_t len;
+	size_t pos; /* start of the next level */
+	bool more;  /* a next level exists */
+};
+
+void cable_topic_cursor_init(struct cable_topic_cursor *c, const char *s, size_t len);
+
+/* The next level in (*lvl, *n); false once every level has been returned. */
+bool cable_topic_cursor_next(struct cable_topic_cursor *c, const char **lvl, size_t *n);
+
 #endif

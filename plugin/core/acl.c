@@ -65,39 +65,6 @@ struct cable_acl {
 
 /* ---- Topic levels ------------------------------------------------------------------- */
 
-/* Walks the '/'-separated levels of (s, len); n slashes give n + 1 levels. */
-struct acl_cursor {
-	const char *s;
-	size_t len, pos;
-	bool more;
-};
-
-static void cursor_init(struct acl_cursor *c, const char *s, size_t len)
-{
-	c->s = s;
-	c->len = len;
-	c->pos = 0;
-	c->more = true;
-}
-
-static bool cursor_next(struct acl_cursor *c, const char **lvl, size_t *n)
-{
-	const char *slash;
-
-	if (!c->more)
-		return false;
-	*lvl = c->s + c->pos;
-	slash = memchr(*lvl, '/', c->len - c->pos);
-	if (slash == NULL) {
-		*n = c->len - c->pos;
-		c->more = false;
-	} else {
-		*n = (size_t)(slash - *lvl);
-		c->pos += *n + 1;
-	}
-	return true;
-}
-
 static bool level_is(const char *lvl, size_t n, const char *word)
 {
 	size_t wn = strlen(word);
@@ -131,7 +98,7 @@ static bool level_contains(const char *s, size_t n, const char *pair)
  */
 static bool filters_intersect(const char *a, size_t alen, const char *b, size_t blen)
 {
-	struct acl_cursor ca, cb;
+	struct cable_topic_cursor ca, cb;
 	const char *al = NULL, *bl = NULL;
 	size_t an = 0, bn = 0, levels = 0;
 	bool ha, hb, first_empty = false;
@@ -141,11 +108,11 @@ static bool filters_intersect(const char *a, size_t alen, const char *b, size_t 
 	if (((a[0] == '+' || a[0] == '#') && b[0] == '$') ||
 	    ((b[0] == '+' || b[0] == '#') && a[0] == '$'))
 		return false;
-	cursor_init(&ca, a, alen);
-	cursor_init(&cb, b, blen);
+	cable_topic_cursor_init(&ca, a, alen);
+	cable_topic_cursor_init(&cb, b, blen);
 	for (;;) {
-		ha = cursor_next(&ca, &al, &an);
-		hb = cursor_next(&cb, &bl, &bn);
+		ha = cable_topic_cursor_next(&ca, &al, &an);
+		hb = cable_topic_cursor_next(&cb, &bl, &bn);
 		if (!ha && !hb)
 			return true; /* same number of levels, all compatible (and one
 			              * level alone is never empty: "" is not a filter) */
@@ -354,13 +321,13 @@ static int scan_placeholders(struct acl_parser *p, const char *f, size_t flen, b
 {
 	static const char no_client_id[] =
 	        "'%c' (client id) is not supported: browsers have no MQTT client id";
-	struct acl_cursor c;
+	struct cable_topic_cursor c;
 	const char *l;
 	size_t n;
 
 	*count = 0;
-	cursor_init(&c, f, flen);
-	while (cursor_next(&c, &l, &n)) {
+	cable_topic_cursor_init(&c, f, flen);
+	while (cable_topic_cursor_next(&c, &l, &n)) {
 		if (!pattern) {
 			if (level_is(l, n, "%u"))
 				return parse_fail(p, CABLE_EINVAL,
@@ -669,13 +636,13 @@ static bool block_any(const struct acl_block *b, bool deny, unsigned access, enu
 /* Copy the rule's filter into out with every "%u" level replaced by (v, vlen). */
 static void pattern_expand(const struct acl_rule *r, const char *v, size_t vlen, char *out)
 {
-	struct acl_cursor c;
+	struct cable_topic_cursor c;
 	const char *l;
 	size_t n, o = 0;
 	bool first = true;
 
-	cursor_init(&c, r->filter, r->len);
-	while (cursor_next(&c, &l, &n)) {
+	cable_topic_cursor_init(&c, r->filter, r->len);
+	while (cable_topic_cursor_next(&c, &l, &n)) {
 		if (!first)
 			out[o++] = '/';
 		first = false;

@@ -13,15 +13,7 @@
 
 #include "cable_topic.h"
 
-/* Walks the '/'-separated levels of (s, len). */
-struct level_cursor {
-	const char *s;
-	size_t len;
-	size_t pos; /* start of the next level */
-	bool more;  /* a next level exists (a string of length 0 still has one level) */
-};
-
-static void cursor_init(struct level_cursor *c, const char *s, size_t len)
+void cable_topic_cursor_init(struct cable_topic_cursor *c, const char *s, size_t len)
 {
 	c->s = s;
 	c->len = len;
@@ -29,8 +21,7 @@ static void cursor_init(struct level_cursor *c, const char *s, size_t len)
 	c->more = true;
 }
 
-/* The next level in (*lvl, *n); false once every level has been returned. */
-static bool cursor_next(struct level_cursor *c, const char **lvl, size_t *n)
+bool cable_topic_cursor_next(struct cable_topic_cursor *c, const char **lvl, size_t *n)
 {
 	const char *slash;
 
@@ -185,7 +176,7 @@ static bool leading_wildcard(const char *filter)
 
 bool cable_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen)
 {
-	struct level_cursor f, t;
+	struct cable_topic_cursor f, t;
 	const char *fl, *tl;
 	size_t fn, tn;
 
@@ -193,15 +184,15 @@ bool cable_topic_matches(const char *filter, size_t flen, const char *topic, siz
 		return false;
 	if (topic[0] == '$' && leading_wildcard(filter))
 		return false;
-	cursor_init(&f, filter, flen);
-	cursor_init(&t, topic, tlen);
+	cable_topic_cursor_init(&f, filter, flen);
+	cable_topic_cursor_init(&t, topic, tlen);
 	for (;;) {
-		if (!cursor_next(&f, &fl, &fn))
-			return !cursor_next(&t, &tl, &tn); /* both used up: match */
+		if (!cable_topic_cursor_next(&f, &fl, &fn))
+			return !cable_topic_cursor_next(&t, &tl, &tn); /* both used up: match */
 		/* '#' is last and matches zero or more levels: "a/#" matches "a". */
 		if (level_is(fl, fn, '#'))
 			return true;
-		if (!cursor_next(&t, &tl, &tn))
+		if (!cable_topic_cursor_next(&t, &tl, &tn))
 			return false;
 		if (level_is(fl, fn, '+'))
 			continue; /* any single level, the empty one included */
@@ -217,7 +208,7 @@ bool cable_topic_matches(const char *filter, size_t flen, const char *topic, siz
  */
 bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer, size_t olen)
 {
-	struct level_cursor o, i;
+	struct cable_topic_cursor o, i;
 	const char *ol, *il;
 	size_t on, in;
 	bool first = true;
@@ -228,14 +219,15 @@ bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer
 	 * level matches only such topics. (An inner leading wildcard excludes them too.) */
 	if (leading_wildcard(outer) && inner[0] == '$')
 		return false;
-	cursor_init(&o, outer, olen);
-	cursor_init(&i, inner, ilen);
+	cable_topic_cursor_init(&o, outer, olen);
+	cable_topic_cursor_init(&i, inner, ilen);
 	for (;;) {
-		if (!cursor_next(&o, &ol, &on))
-			return !cursor_next(&i, &il, &in); /* inner must not be longer */
+		if (!cable_topic_cursor_next(&o, &ol, &on))
+			return !cable_topic_cursor_next(&i, &il,
+			                                &in); /* inner must not be longer */
 		if (level_is(ol, on, '#'))
 			return true; /* anything from here on, zero levels included */
-		if (!cursor_next(&i, &il, &in))
+		if (!cable_topic_cursor_next(&i, &il, &in))
 			return false; /* outer needs one more level, inner stops here */
 		if (level_is(il, in, '#')) {
 			/* Inner allows stopping before this level or going on; outer (not '#'
