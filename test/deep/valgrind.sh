@@ -6,34 +6,18 @@
 set -euo pipefail
 build=${CABLE_BUILD_DIR:?}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d)
-chmod 755 "$tmp" # the broker drops privileges to the mosquitto user
+. "$repo/test/shell/lib.sh"
+broker_dir
+pid=
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mqtt=$(port); ws=$(port)
-head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/secret"
-chmod 644 "$tmp/secret"
-cat > "$tmp/m.conf" <<CONF
-per_listener_settings false
-listener $mqtt 127.0.0.1
-allow_anonymous true
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-plugin $build/mosquitto_cable.so
-plugin_opt_port $ws
-plugin_opt_channels_file $repo/config/channels.example.json
-plugin_opt_jwt_secret_file $tmp/secret
-CONF
+broker_conf "$build/mosquitto_cable.so" "plugin_opt_channels_file $repo/config/channels.example.json"
 
 valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=none --track-origins=yes --num-callers=30 --fullpath-after= --keep-debuginfo=yes \
 	--log-file="$tmp/vg" /usr/sbin/mosquitto -c "$tmp/m.conf" > "$tmp/log" 2>&1 &
 pid=$!
-for _ in $(seq 300); do grep -q "mosquitto-cable: listening on" "$tmp/log" && break; sleep 0.1; done
-grep -q "mosquitto-cable: listening on" "$tmp/log" || { cat "$tmp/log" "$tmp/vg"; exit 1; }
+wait_listening "$tmp/log" || wait_listening "$tmp/log" || wait_listening "$tmp/log" ||
+	{ cat "$tmp/log" "$tmp/vg"; exit 1; } # valgrind starts slowly: up to 30 s
 
 (cd "$repo" && node test/deep/client.mjs "ws://127.0.0.1:$ws/cable" "$mqtt" "$tmp/secret")
 kill -TERM $pid

@@ -10,8 +10,8 @@ if dpkg-query -W -f='${Status}' mosquitto-cable 2>/dev/null | grep -q "ok instal
 	echo "skip: mosquitto-cable is already installed on this machine; not touching it"
 	exit 0
 fi
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
+. "$repo/test/shell/lib.sh"
+broker_dir # $tmp (readable by the mosquitto user) with a secret, $mqtt, $ws
 pid=
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null || true
@@ -35,25 +35,12 @@ for f in "$lib/mosquitto_cable.so" "$lib/mosquitto_cable_gateway.so" /usr/bin/mo
 done
 echo "ok - plugin, gateway, token tool and examples in place"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-mqtt=$(port); ws=$(port)
-head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/secret"
-chmod 644 "$tmp/secret"
-cat > "$tmp/m.conf" <<CONF
-per_listener_settings false
-listener $mqtt 127.0.0.1
-allow_anonymous true
-log_dest stderr
-plugin $lib/mosquitto_cable.so
-plugin_opt_port $ws
-plugin_opt_channels_file /usr/share/doc/mosquitto-cable/channels.example.json
-plugin_opt_acl_file /usr/share/doc/mosquitto-cable/acl.example
-plugin_opt_jwt_secret_file $tmp/secret
-CONF
+broker_conf "$lib/mosquitto_cable.so" \
+	"plugin_opt_channels_file /usr/share/doc/mosquitto-cable/channels.example.json" \
+	"plugin_opt_acl_file /usr/share/doc/mosquitto-cable/acl.example"
 /usr/sbin/mosquitto -c "$tmp/m.conf" > "$tmp/log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "mosquitto-cable: listening on" "$tmp/log" && break; sleep 0.1; done
-grep -q "mosquitto-cable: listening on" "$tmp/log" || { cat "$tmp/log"; echo "not ok - broker with the installed plugin"; exit 1; }
+wait_listening "$tmp/log" || { cat "$tmp/log"; echo "not ok - broker with the installed plugin"; exit 1; }
 grep -q "libwebsockets.so.17 .*isolated" "$tmp/log" || { cat "$tmp/log"; exit 1; }
 [ "$(curl -s "http://127.0.0.1:$ws/health")" = ok ] || { echo "not ok - /health"; exit 1; }
 token=$(/usr/bin/mosquitto-cable-token --secret-file "$tmp/secret" --user alice --ttl 60)
