@@ -6,7 +6,7 @@
 set -euo pipefail
 build=${CABLE_BUILD_DIR:?}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-. "$repo/test/shell/lib.sh"
+. "$repo/test/shell/broker.bash"
 broker_dir
 pid=
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT

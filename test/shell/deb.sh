@@ -10,7 +10,7 @@ if dpkg-query -W -f='${Status}' mosquitto-cable 2>/dev/null | grep -q "ok instal
 	echo "skip: mosquitto-cable is already installed on this machine; not touching it"
 	exit 0
 fi
-. "$repo/test/shell/lib.sh"
+. "$repo/test/shell/broker.bash"
 broker_dir # $tmp (readable by the mosquitto user) with a secret, $mqtt, $ws
 pid=
 cleanup() {
