@@ -141,14 +141,47 @@ static void begin_stop(struct gw *gw)
 
 /* ---- The inbox from the broker ------------------------------------------------------ */
 
-static void drain_inbox(struct gw *gw)
+/*
+ * Messages handled per wake-up. A larger backlog is left for the next round of the
+ * service loop (we wake ourselves), so sockets get written between rounds: a healthy
+ * browser drains a device's burst as it goes instead of owing all of it at once.
+ */
+#define INBOX_BATCH 16
+
+static void drain_inbox(struct gw *gw, bool from_timer);
+
+static void inbox_continue(lws_sorted_usec_list_t *sul)
+{
+	drain_inbox(lws_container_of(sul, struct gw, inbox_sul), true);
+}
+
+/*
+ * from_timer: called by the continuation timer, which runs once per service round.
+ * A wake-up that finds a backlog only appends to it, so batches never run twice in a
+ * round without the writes between them.
+ */
+static void drain_inbox(struct gw *gw, bool from_timer)
 {
 	struct cable_msg *m, *next;
 	struct session *s, *paused;
-	bool was_waiting;
+	bool was_waiting = false;
+	int n = 0;
 
+	/* Append what the broker queued to what is left from the last round. */
 	m = cable_queue_take_all(&gw->link->to_gateway, &was_waiting);
-	for (; m; m = next) {
+	if (m) {
+		if (gw->backlog_tail)
+			gw->backlog_tail->next = m;
+		else
+			gw->backlog = m;
+		while (m->next)
+			m = m->next;
+		gw->backlog_tail = m;
+	}
+	if (gw->backlog_pending && !from_timer)
+		goto resume_paused;
+	gw->backlog_pending = false;
+	for (m = gw->backlog; m && n < INBOX_BATCH; m = next, n++) {
 		next = m->next;
 		switch (m->kind) {
 		case CABLE_MSG_PUBLISH:
@@ -164,6 +197,14 @@ static void drain_inbox(struct gw *gw)
 		}
 		cable_msg_free(m);
 	}
+	gw->backlog = m;
+	if (m == NULL)
+		gw->backlog_tail = NULL;
+	else { /* come back after this round's writes (timers run before the poll) */
+		gw->backlog_pending = true;
+		lws_sul_schedule(gw->ctx, 0, &gw->inbox_sul, inbox_continue, 1);
+	}
+resume_paused:
 	/* The broker has drained to_broker since we paused: retry the paused browsers. */
 	paused = gw->paused;
 	gw->paused = NULL;
@@ -244,7 +285,7 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (gw)
-			drain_inbox(gw);
+			drain_inbox(gw, false);
 		return 0;
 
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
@@ -304,10 +345,7 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return s->gw ? session_writeable(s) : -1;
 
 	case LWS_CALLBACK_TIMER:
-		/* The token's exp has passed (armed in session_open). */
-		if (s->gw && s->active)
-			session_close(s, "token_expired", false, LWS_CLOSE_STATUS_NORMAL);
-		return 0;
+		return session_timer(s);
 
 	case LWS_CALLBACK_CLOSED:
 		session_closed(s);
@@ -380,6 +418,7 @@ static void gw_free(struct gw *gw)
 		free(id->json);
 		free(id);
 	}
+	cable_msg_free_chain(gw->backlog);
 	cable_rules_free(gw->rules);
 	cable_origins_free(gw->origins);
 	for (i = 0; i < CABLE_ARRAY_LEN(gw->strings); i++)

@@ -101,6 +101,7 @@ struct session {
 	struct cable_principal who;
 	bool active;      /* authenticated and welcomed */
 	bool closing;     /* disconnect queued: read nothing more, close once written */
+	bool lingering;   /* disconnect written; waiting for the client to close */
 	bool unsupported; /* the client chose actioncable-unsupported */
 	bool counted_ip, counted_user; /* included in gw->per_ip / gw->per_user */
 	uint16_t close_code;
@@ -168,6 +169,8 @@ struct gw {
 	struct session *sessions;
 	size_t nsessions;
 	struct session *paused;
+	struct cable_msg *backlog, *backlog_tail; /* taken from to_gateway, not yet handled */
+	bool backlog_pending;                     /* inbox_sul will continue the backlog */
 	struct counter *per_ip, *per_user;
 
 	struct route *exact;
@@ -182,6 +185,7 @@ struct gw {
 	bool warned_tick; /* the no-TICK warning was printed */
 	lws_sorted_usec_list_t stop_sul;
 	lws_sorted_usec_list_t metrics_sul;
+	lws_sorted_usec_list_t inbox_sul; /* continues a large inbox after the writes */
 	struct gw_stats stats;
 };
 
@@ -192,6 +196,7 @@ void gw_log(struct gw *gw, int level, const char *fmt, ...) __attribute__((forma
 void session_open(struct session *s, struct gw *gw, struct lws *wsi);
 void session_receive(struct session *s, const void *in, size_t len);
 int session_writeable(struct session *s);
+int session_timer(struct session *s);
 void session_closed(struct session *s);
 void session_send(struct session *s, struct cable_frame *f); /* takes a new reference */
 void session_close(struct session *s, const char *reason, bool reconnect, uint16_t code);

@@ -3,7 +3,9 @@
  * outbound frame ring, backpressure and closing. Gateway thread only.
  */
 #include <stdint.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -16,6 +18,8 @@
 #include "gateway_internal.h"
 
 #define MAX_DEFERRED 64 /* commands buffered behind a paused publish before we give up */
+#define SLOW_GRACE   16 /* see session_send */
+#define LINGER_US    (300 * LWS_US_PER_MS) /* see session_writeable */
 
 /* ---- Outbound ---------------------------------------------------------------------- */
 
@@ -70,11 +74,30 @@ static void send_control(struct session *s, struct cable_frame *f)
 		lws_callback_on_writable(s->wsi);
 }
 
+/*
+ * Is the kernel refusing more data for this socket? Asked with poll() and not with
+ * lws_send_pipe_choked(), which also says yes while lws holds the tail of a partial
+ * write that the next service round flushes: a writable socket in the middle of a
+ * burst is not a slow client.
+ */
+static bool socket_full(struct lws *wsi)
+{
+	struct pollfd p = {lws_get_socket_fd(wsi), POLLOUT, 0};
+
+	return p.fd < 0 || poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT);
+}
+
 void session_send(struct session *s, struct cable_frame *f)
 {
 	if (s->closing || !s->active)
 		return;
-	if (s->out_bytes + f->len > s->gw->cfg.max_outbound) {
+	/*
+	 * Over the bound, a connection is too slow only if its socket has stopped taking
+	 * data: a burst queued within one service round is ours to write, not the
+	 * browser's fault. Even then the backlog stays within SLOW_GRACE times the bound.
+	 */
+	if (s->out_bytes + f->len > s->gw->cfg.max_outbound &&
+	    (s->out_bytes + f->len > SLOW_GRACE * s->gw->cfg.max_outbound || socket_full(s->wsi))) {
 		s->gw->stats.too_slow++;
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) closed: too slow, %zu bytes waiting "
@@ -98,12 +121,31 @@ void session_close(struct session *s, const char *reason, bool reconnect, uint16
 		return;
 	s->closing = true;
 	s->close_code = code;
+	if (s->paused)
+		lws_rx_flow_control(s->wsi, 1); /* read (and drop) until the close */
 	if (strcmp(reason, "too_slow") == 0)
 		ring_clear(s);
 	f = cable_proto_disconnect(reason, reconnect);
 	send_control(s, f);
 	cable_frame_unref(f);
 	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * Before closing, read and drop what the client sent that we have not read. Closing a
+ * TCP socket with unread data makes the kernel send a reset instead of a FIN, and a
+ * reset makes the client's kernel discard what it has not yet handed to the client:
+ * the disconnect frame we just wrote would be lost. Bounded, non-blocking.
+ */
+static void drain_unread(struct lws *wsi)
+{
+	char buf[4096];
+	int fd = lws_get_socket_fd(wsi), i;
+
+	if (fd < 0 || lws_is_ssl(wsi))
+		return; /* under TLS the bytes belong to OpenSSL's record layer */
+	for (i = 0; i < 64 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
 }
 
 int session_writeable(struct session *s)
@@ -133,10 +175,32 @@ int session_writeable(struct session *s)
 		lws_callback_on_writable(s->wsi);
 		return 0;
 	}
-	if (s->closing) {
+	if (s->closing && !s->lingering) {
+		/*
+		 * The disconnect is written. Give the client a moment to read it and close
+		 * by itself (the Rails client does), reading and dropping what it still
+		 * sends; session_timer closes if it does not. Closing at once raced with a
+		 * client that was still sending: the kernel answered its data with a reset
+		 * and the client never saw the disconnect.
+		 */
+		s->lingering = true;
+		lws_set_timer_usecs(s->wsi, LINGER_US);
+	}
+	return 0;
+}
+
+/* LWS_CALLBACK_TIMER: the linger after a disconnect ended, or the token expired. */
+int session_timer(struct session *s)
+{
+	if (s->gw == NULL)
+		return 0;
+	if (s->lingering) {
+		drain_unread(s->wsi);
 		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, NULL, 0);
 		return -1;
 	}
+	if (s->active && !s->closing)
+		session_close(s, "token_expired", false, LWS_CLOSE_STATUS_NORMAL);
 	return 0;
 }
 

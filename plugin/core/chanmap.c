@@ -517,6 +517,78 @@ static bool param_name_ok(const char *s)
 	return true;
 }
 
+/*
+ * glibc compiles an extended regex into an automaton whose size multiplies with
+ * stacked and nested repetitions: "a+++++..." or "((a{1,99}){1,99}){1,99}" makes
+ * regcomp allocate gigabytes (found by fuzz_config). A parameter pattern needs none of
+ * that, so keep patterns short, never stack two quantifiers, keep bounds small and
+ * few.
+ */
+#define PATTERN_MAX_LEN     256
+#define PATTERN_MAX_BOUND   255
+#define PATTERN_MAX_BOUNDED 4
+
+static int pattern_tame(const char *re, size_t len, const char *where, struct cable_error *err)
+{
+	size_t i, bounded = 0;
+	bool after_quantifier = false, in_class = false;
+
+	if (len > PATTERN_MAX_LEN || memchr(re, '\0', len))
+		return cable_error_set(err, CABLE_EINVAL, "%s.pattern: longer than %d bytes", where,
+		                       PATTERN_MAX_LEN);
+	for (i = 0; i < len; i++) {
+		char c = re[i];
+
+		if (in_class) { /* [...]: quantifier characters are literals here */
+			if (c == ']' && i > 0 && re[i - 1] != '[' &&
+			    !(re[i - 1] == '^' && i > 1 && re[i - 2] == '['))
+				in_class = false;
+			continue;
+		}
+		if (c == '\\') {
+			i++;
+			after_quantifier = false;
+			continue;
+		}
+		if (c == '[') {
+			in_class = true;
+			after_quantifier = false;
+			continue;
+		}
+		if (c == '*' || c == '+' || c == '?' || c == '{') {
+			if (after_quantifier)
+				return cable_error_set(err, CABLE_EINVAL,
+				                       "%s.pattern: two quantifiers in a row",
+				                       where);
+			if (c == '{') {
+				unsigned long lo, hi;
+				char *end;
+
+				if (++bounded > PATTERN_MAX_BOUNDED)
+					return cable_error_set(
+					        err, CABLE_EINVAL,
+					        "%s.pattern: more than %d {m,n} repetitions", where,
+					        PATTERN_MAX_BOUNDED);
+				lo = strtoul(re + i + 1, &end, 10);
+				hi = *end == ',' ? (end[1] == '}' ? PATTERN_MAX_BOUND
+				                                  : strtoul(end + 1, &end, 10))
+				                 : lo;
+				if (lo > PATTERN_MAX_BOUND || hi > PATTERN_MAX_BOUND)
+					return cable_error_set(
+					        err, CABLE_EINVAL,
+					        "%s.pattern: a repetition bound over %d", where,
+					        PATTERN_MAX_BOUND);
+				while (i < len && re[i] != '}')
+					i++;
+			}
+			after_quantifier = true;
+			continue;
+		}
+		after_quantifier = false;
+	}
+	return CABLE_OK;
+}
+
 static int load_param(struct param *p, const char *name, json_t *spec, const char *where,
                       struct cable_error *err)
 {
@@ -575,6 +647,9 @@ static int load_param(struct param *p, const char *name, json_t *spec, const cha
 		return CABLE_OK;
 	if (!json_is_string(pattern))
 		return cable_error_set(err, CABLE_EINVAL, "%s.pattern: must be a string", where);
+	if ((rc = pattern_tame(json_string_value(pattern), json_string_length(pattern), where,
+	                       err)) != CABLE_OK)
+		return rc;
 	rc = regcomp(&p->pattern, json_string_value(pattern), REG_EXTENDED | REG_NOSUB);
 	if (rc != 0) {
 		regerror(rc, &p->pattern, msg, sizeof(msg));

@@ -328,6 +328,28 @@ static void test_load_param_errors(void)
 	channel_fails("{'params': []}", "channels.C.params: must be an object");
 }
 
+/* Patterns that would make glibc's regcomp allocate without bound are refused. */
+static void test_load_pattern_limits(void)
+{
+	char big[400];
+
+	load_fails(q("{'channels': {'C': {'params': {'x': {'pattern': '^a++$'}}}}}"),
+	           "two quantifiers in a row");
+	load_fails(q("{'channels': {'C': {'params': {'x': {'pattern': '^a*?$'}}}}}"),
+	           "two quantifiers in a row");
+	load_fails(q("{'channels': {'C': {'params': {'x': {'pattern': '^a{1,999}$'}}}}}"),
+	           "bound over");
+	load_fails(q("{'channels': {'C': {'params': {'x': {'pattern': "
+	             "'((((a{1,9}){1,9}){1,9}){1,9}){1,9}'}}}}}"),
+	           "repetitions");
+	snprintf(big, sizeof(big),
+	         "{\"channels\": {\"C\": {\"params\": {\"x\": {\"pattern\": \"%0300d\"}}}}}", 0);
+	load_fails(big, "longer than");
+	/* Ordinary patterns, quantifier characters inside a class, and escapes are fine. */
+	cable_chanmap_free(load(q("{'channels': {'C': {'params': {'x': {'pattern': "
+	                          "'^[a-z0-9+*?-]{1,32}(\\\\.[a-z]+)?$'}}}}}")));
+}
+
 static void test_load_channel_errors(void)
 {
 	channel_fails("{'stream': ['a']}", "channels.C: unknown key \"stream\"");
@@ -835,9 +857,10 @@ static void test_perform_generic(void)
 
 TEST_MAIN(TEST(test_load_ok), TEST(test_load_example_file), TEST(test_load_bad_json),
           TEST(test_load_template_errors), TEST(test_load_level_limit),
-          TEST(test_load_param_errors), TEST(test_load_channel_errors), TEST(test_bind_actuator),
-          TEST(test_bind_integer_refused), TEST(test_bind_injection_refused),
-          TEST(test_bind_identifier_errors), TEST(test_bind_user), TEST(test_bind_claims),
-          TEST(test_bind_generic), TEST(test_binding_outlives_map), TEST(test_perform_identity),
-          TEST(test_perform_message), TEST(test_perform_data), TEST(test_perform_errors),
-          TEST(test_perform_retain), TEST(test_perform_generic))
+          TEST(test_load_param_errors), TEST(test_load_pattern_limits),
+          TEST(test_load_channel_errors), TEST(test_bind_actuator), TEST(test_bind_integer_refused),
+          TEST(test_bind_injection_refused), TEST(test_bind_identifier_errors),
+          TEST(test_bind_user), TEST(test_bind_claims), TEST(test_bind_generic),
+          TEST(test_binding_outlives_map), TEST(test_perform_identity), TEST(test_perform_message),
+          TEST(test_perform_data), TEST(test_perform_errors), TEST(test_perform_retain),
+          TEST(test_perform_generic))

@@ -1,0 +1,257 @@
+// ACL rules (plugin_opt_acl_file) checked at subscribe, at delivery and at perform,
+// against the real broker: config/acl.example with the example channel map (alice
+// commands actuator 42, bob only watches it, role "operators" commands every actuator),
+// and a fixture with a deny inside an allowed wildcard stream. What a browser may not
+// do never reaches MQTT: a real MQTT client subscribed to '#' is the witness.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {
+  REPO, useBroker, rawConnect, connectAndSubscribe, createCable, mqttConnect,
+  actuatorParams, actuatorId, isMessageFor,
+} from './lib/index.mjs';
+import { fixture, waitForLog, observeAll } from './fixtures/util.mjs';
+
+describe('config/acl.example with config/channels.example.json', () => {
+  const ctx = useBroker({
+    pluginOpts: {
+      acl_file: path.join(REPO, 'config', 'acl.example'),
+      jwt_roles_claim: 'roles',
+    },
+  });
+
+  test('alice may subscribe to actuator 42 and speak on it', async () => {
+    const b = ctx.broker;
+    const mq = await observeAll(b);
+    const { subs: [s] } = await connectAndSubscribe(b, 'alice', [actuatorParams(42)]);
+    s.perform('speak', { message: 'on' });
+    const m = await mq.next();
+    assert.equal(m.topic, 'actuators/42/cmd');
+    assert.equal(m.text, '{"user":"alice","message":"on"}');
+    // She hears her own command and device state on 42.
+    assert.deepEqual(await s.next(), { user: 'alice', message: 'on' });
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('actuators/42/state', '{"on":true}');
+    assert.deepEqual(await s.next(), { on: true });
+  });
+
+  test('alice gets reject_subscription for actuator 43, and a perform there publishes nothing', async () => {
+    const b = ctx.broker;
+    const mq = await observeAll(b);
+    const c = await rawConnect(b.urlFor(b.mint('alice')));
+    await c.welcome();
+    const id43 = actuatorId(43);
+    assert.equal((await c.subscribeAndWait(id43)).json.type, 'reject_subscription');
+    c.perform(id43, 'speak', { message: 'on' });
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('actuators/43/state', '{"secret":43}');
+    await mq.nextOn('actuators/43/state'); // the device's own publish
+    await mq.expectNone(600);
+    assert.equal(c.frames.count(isMessageFor(id43)), 0, 'nothing of actuator 43 delivered');
+    assert.equal(c.closeInfo, null, 'the connection stays open');
+  });
+
+  test('the stock client sees rejected() for alice on 43', async () => {
+    const b = ctx.broker;
+    const cable = createCable(b.urlFor(b.mint('alice')));
+    await cable.subscribe(actuatorParams(43)).rejected();
+  });
+
+  test('bob may subscribe to 42 but his speak never reaches MQTT (perform refused)', async () => {
+    const b = ctx.broker;
+    const mq = await observeAll(b);
+    const from = b.log().length;
+    const { subs: [s] } = await connectAndSubscribe(b, 'bob', [actuatorParams(42)]);
+    s.perform('speak', { message: 'bob was here' });
+    await waitForLog(b, /\(user bob\) perform refused/, 5000, from);
+    await mq.expectNone(600);
+    await s.expectNone(0);
+    // He still watches 42: device state and alice's commands reach him.
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('actuators/42/state', '{"level":3}');
+    assert.deepEqual(await s.next(), { level: 3 });
+    const { subs: [alice] } = await connectAndSubscribe(b, 'alice', [actuatorParams(42)]);
+    alice.perform('speak', { message: 'from alice' });
+    assert.deepEqual(await s.next(), { user: 'alice', message: 'from alice' });
+  });
+
+  test('bob gets reject_subscription for actuator 43', async () => {
+    const b = ctx.broker;
+    const c = await rawConnect(b.urlFor(b.mint('bob')));
+    await c.welcome();
+    assert.equal((await c.subscribeAndWait(actuatorId(43))).json.type, 'reject_subscription');
+  });
+
+  test('a user with no rules of his own (dave) is rejected on 42 and 43', async () => {
+    const b = ctx.broker;
+    const c = await rawConnect(b.urlFor(b.mint('dave')));
+    await c.welcome();
+    assert.equal((await c.subscribeAndWait(actuatorId(42))).json.type, 'reject_subscription');
+    assert.equal((await c.subscribeAndWait(actuatorId(43))).json.type, 'reject_subscription');
+  });
+
+  test('role "operators" from the roles claim may command actuator 7 (and 43)', async () => {
+    const b = ctx.broker;
+    const mq = await observeAll(b);
+    const cable = createCable(b.urlFor(b.mint('carol', { claims: { roles: ['operators'] } })));
+    const s7 = cable.subscribe(actuatorParams(7));
+    const s43 = cable.subscribe(actuatorParams(43));
+    await s7.confirmed();
+    await s43.confirmed();
+    s7.perform('speak', { message: 'go 7' });
+    let m = await mq.next();
+    assert.equal(m.topic, 'actuators/7/cmd');
+    assert.equal(m.text, '{"user":"carol","message":"go 7"}');
+    s43.perform('speak', { message: 'go 43' });
+    m = await mq.next();
+    assert.equal(m.topic, 'actuators/43/cmd');
+    assert.equal(m.text, '{"user":"carol","message":"go 43"}');
+  });
+
+  test('the same user without the role is rejected; an unknown role adds nothing', async () => {
+    const b = ctx.broker;
+    for (const claims of [{}, { roles: [] }, { roles: ['Operators'] }, { roles: ['visitors'] }]) {
+      const c = await rawConnect(b.urlFor(b.mint('carol', { claims })));
+      await c.welcome();
+      const r = await c.subscribeAndWait(actuatorId(7));
+      assert.equal(r.json.type, 'reject_subscription', `claims ${JSON.stringify(claims)}`);
+      await c.close();
+    }
+  });
+
+  test('a roles claim that is not an array of strings is an unauthorized token', async () => {
+    const b = ctx.broker;
+    for (const roles of ['operators', [1], { operators: true }]) {
+      const c = await rawConnect(b.urlFor(b.mint('carol', { claims: { roles } })));
+      const f = await c.waitFor((x) => x.json?.type === 'disconnect' || x.json?.type === 'welcome');
+      assert.deepEqual(f.json, { type: 'disconnect', reason: 'unauthorized', reconnect: false },
+        `roles ${JSON.stringify(roles)}`);
+      assert.equal((await c.waitClosed()).code, 1000);
+    }
+  });
+
+  test('firmware topics are denied to everyone, even where a user block allows them', async () => {
+    const b = ctx.broker;
+    // SensorChannel needs read on sites/<site>/sensors/#: nobody has it in acl.example.
+    const c = await rawConnect(b.urlFor(b.mint('alice')));
+    await c.welcome();
+    const sensors = JSON.stringify({ channel: 'SensorChannel', site: 'plant-7' });
+    assert.equal((await c.subscribeAndWait(sensors)).json.type, 'reject_subscription');
+    // And a device message on actuators/42/firmware/... never reaches alice's 42.
+    const { subs: [s] } = await connectAndSubscribe(b, 'alice', [actuatorParams(42)]);
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('actuators/42/firmware/blob', '"x"');
+    await dev.publish('actuators/42/state', '"after"');
+    assert.equal(await s.next(), 'after');
+  });
+});
+
+describe('a wildcard stream partly denied, and $ topics (fixtures/acl-partial.acl)', () => {
+  const ctx = useBroker({
+    pluginOpts: {
+      acl_file: fixture('acl-partial.acl'),
+      channels_file: fixture('channels-wildcard.json'),
+    },
+  });
+  const sensors = (site) => ({ channel: 'SensorChannel', site });
+
+  test('SensorChannel sites/plant-7/sensors/# delivers the allowed topics, never the denied one', async () => {
+    const b = ctx.broker;
+    const { subs: [s] } = await connectAndSubscribe(b, 'alice', [sensors('plant-7')]);
+    const dev = await mqttConnect(b.mqttUrl);
+    const sent = [
+      ['sites/plant-7/sensors/temp', '21.5'],
+      ['sites/plant-7/sensors/secret', '"k1"'],
+      ['sites/plant-7/sensors/humidity', '40'],
+      ['sites/plant-7/sensors/secret/key', '"k2"'],
+      ['sites/plant-7/sensors/secret/a/b', '"k3"'],
+      ['sites/plant-7/sensors/secretive', '1'],
+      ['sites/plant-7/sensors/temp', '22'],
+    ];
+    for (const [topic, payload] of sent) await dev.publish(topic, payload);
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await s.next());
+    assert.deepEqual(got.map((e) => [e.topic, e.payload]), [
+      ['sites/plant-7/sensors/temp', 21.5],
+      ['sites/plant-7/sensors/humidity', 40],
+      ['sites/plant-7/sensors/secretive', 1],
+      ['sites/plant-7/sensors/temp', 22],
+    ]);
+    await s.expectNone(400);
+  });
+
+  test('the same stream for a site outside the allowed filter is rejected', async () => {
+    const b = ctx.broker;
+    const c = await rawConnect(b.urlFor(b.mint('alice')));
+    await c.welcome();
+    const id = JSON.stringify(sensors('plant-8'));
+    assert.equal((await c.subscribeAndWait(id)).json.type, 'reject_subscription');
+  });
+
+  test('a generic subscription to the denied part alone is rejected; one covering it is PARTIAL', async () => {
+    // alice has no rule for TopicChannel topics beyond her sensors; the generic channel
+    // is governed by the ACL alone.
+    const b = ctx.broker;
+    const c = await rawConnect(b.urlFor(b.mint('alice')));
+    await c.welcome();
+    const secret = JSON.stringify({ channel: 'TopicChannel', topic: 'sites/plant-7/sensors/secret/#' });
+    assert.equal((await c.subscribeAndWait(secret)).json.type, 'reject_subscription');
+    const all = JSON.stringify({ channel: 'TopicChannel', topic: 'sites/plant-7/sensors/+' });
+    assert.equal((await c.subscribeAndWait(all)).json.type, 'confirm_subscription');
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('sites/plant-7/sensors/secret', '"no"');
+    await dev.publish('sites/plant-7/sensors/door', '"open"');
+    const f = await c.waitFor(isMessageFor(all));
+    assert.deepEqual(f.json.message, { topic: 'sites/plant-7/sensors/door', payload: 'open', retain: false });
+    await c.frames.expectNone(400, isMessageFor(all), 'another message');
+  });
+
+  test("'$SYS/x' is never reachable, even for a user whose ACL names $SYS", async () => {
+    const b = ctx.broker;
+    const c = await rawConnect(b.urlFor(b.mint('root')));
+    await c.welcome();
+    // Subscribing: every spelling of a $ topic is refused by the channel map.
+    for (const ident of [
+      { channel: 'TopicChannel', topic: '$SYS/x' },
+      { channel: 'TopicChannel', topic: '$SYS/#' },
+      { channel: 'TopicChannel', topic: '$SYS' },
+      { channel: 'TopicChannel', topic: '$share/g/#' },
+      { channel: 'SensorChannel', site: '$SYS' },
+      { channel: 'ActuatorChannel', id: '$SYS' },
+    ]) {
+      const id = JSON.stringify(ident);
+      assert.equal((await c.subscribeAndWait(id)).json.type, 'reject_subscription', id);
+    }
+    // '#' is allowed for root (topic readwrite #), and still never carries $SYS/x.
+    const all = JSON.stringify({ channel: 'TopicChannel', topic: '#' });
+    const plus = JSON.stringify({ channel: 'TopicChannel', topic: '+/x' });
+    assert.equal((await c.subscribeAndWait(all)).json.type, 'confirm_subscription');
+    assert.equal((await c.subscribeAndWait(plus)).json.type, 'confirm_subscription');
+    const sys = await observeAll(b, '$SYS/x');
+    // Mosquitto drops a client's publish to $SYS/..., but passes other $ topics on (the
+    // MQTT witness on $test/x shows it): neither may reach the browser's '#' or '+/x'.
+    const dollar = await observeAll(b, '$test/x');
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('$SYS/x', '"sys"');
+    await dev.publish('$test/x', '"dollar"');
+    assert.equal((await dollar.next()).text, '"dollar"');
+    await dev.publish('plain/x', '"plain"');
+    const f = await c.waitFor(isMessageFor(all));
+    assert.equal(f.json.message.topic, 'plain/x');
+    const g = await c.waitFor(isMessageFor(plus));
+    assert.equal(g.json.message.topic, 'plain/x');
+    await c.frames.expectNone(500, (x) => x.raw && x.raw.includes('"$'), 'frame with a $ topic');
+    // Publishing: perform("publish") to a $ topic is refused and reaches nobody.
+    await sys.expectNone(0);
+    const from = b.log().length;
+    c.perform(all, 'publish', { topic: '$SYS/x', message: 'forged' });
+    await waitForLog(b, /\(user root\) perform refused/, 5000, from);
+    await sys.expectNone(500);
+    // The connection is unharmed: a publish to a normal topic still goes out.
+    const mq = await observeAll(b, 'plain/#');
+    c.perform(all, 'publish', { topic: 'plain/y', message: 'ok' });
+    const m = await mq.next();
+    assert.equal(m.topic, 'plain/y');
+    assert.equal(m.text, 'ok');
+  });
+});
