@@ -32,17 +32,19 @@
 struct cable_gateway_config {
 	const char *address; /* bind address, e.g. "127.0.0.1" */
 	int port;
-	const char *path;         /* WebSocket path, e.g. "/cable" */
-	const char *token_param;  /* query parameter carrying the token ("jid") */
-	bool anonymous;           /* explicit anonymous mode: no token needed */
-	unsigned ping_interval;   /* seconds between ActionCable pings (3) */
-	size_t max_message;       /* largest client message in bytes; bigger closes 1009 */
-	size_t max_outbound;      /* per-connection queued bytes before too_slow */
-	size_t max_subscriptions; /* per connection */
-	size_t max_connections;   /* in total; 0 = no limit */
-	size_t max_per_ip;        /* per client address; 0 = no limit */
-	size_t max_per_user;      /* per authenticated user; 0 = no limit */
-	const char *tls_cert;     /* PEM files; all NULL = plain ws:// */
+	const char *path;           /* WebSocket path, e.g. "/cable" */
+	const char *token_param;    /* query parameter carrying the token ("jid") */
+	bool anonymous;             /* explicit anonymous mode: no token needed */
+	unsigned ping_interval;     /* seconds between ActionCable pings (3) */
+	size_t max_message;         /* largest client message in bytes; bigger closes 1009 */
+	size_t max_outbound;        /* per-connection queued bytes before too_slow */
+	size_t max_subscriptions;   /* per connection */
+	size_t max_connections;     /* in total; 0 = no limit */
+	size_t max_per_ip;          /* per client address; 0 = no limit */
+	size_t max_per_user;        /* per authenticated user; 0 = no limit */
+	unsigned handshake_timeout; /* seconds for the HTTP upgrade to complete */
+	unsigned max_header_size;   /* bytes of HTTP headers accepted (cookies!) */
+	const char *tls_cert;       /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;
 	const char *http_dir;        /* serve static files from here on the same port; NULL = off */

@@ -45,6 +45,8 @@ static const struct opt_spec opt_specs[] = {
         {"max_connections", OPT_SIZE, OFF(gw.max_connections), 0, 1000000},
         {"max_connections_per_ip", OPT_SIZE, OFF(gw.max_per_ip), 0, 1000000},
         {"max_connections_per_user", OPT_SIZE, OFF(gw.max_per_user), 0, 1000000},
+        {"handshake_timeout", OPT_UINT, OFF(gw.handshake_timeout), 1, 300},
+        {"max_header_size", OPT_UINT, OFF(gw.max_header_size), 1024, 65535},
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
@@ -80,6 +82,8 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_outbound = 1024 * 1024;
 	o->gw.max_subscriptions = 256;
 	o->gw.metrics_interval = 10;
+	o->gw.handshake_timeout = 10;
+	o->gw.max_header_size = 16384; /* lws' 4096 is too small for real Rails cookies */
 	o->gw.max_connections = 10000;
 	o->gw.max_per_ip = 0; /* behind a reverse proxy every browser has its address */
 	o->gw.max_per_user = 100;

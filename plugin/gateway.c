@@ -486,9 +486,9 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	info.user = gw;
 	info.uid = -1;
 	info.gid = -1;
-	info.max_http_header_data = 16384; /* real Rails session cookies exceed lws' 4096 */
+	info.max_http_header_data = (unsigned short)gw->cfg.max_header_size;
 	info.pt_serv_buf_size = 16384;
-	info.timeout_secs = 10; /* a handshake that does not finish in time is dropped */
+	info.timeout_secs = gw->cfg.handshake_timeout; /* an unfinished handshake is dropped */
 	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
 	               LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (gw->cfg.tls_cert) {
