@@ -33,18 +33,9 @@
 #include "cable_acl.h"
 #include "cable_principal.h"
 #include "cable_topic.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Never compiled out (unlike assert under NDEBUG). */
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 #define MAX_WORDS 16
 #define MAX_ROLES 8
 

@@ -22,18 +22,9 @@
 
 #include "cable_chanmap.h"
 #include "cable_topic.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Never compiled out (unlike assert under NDEBUG). */
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
 /* config/channels.example.json plus a {user} channel, a free string param and a
  * generic channel, so every kind of placeholder and the generic path are explored. */
 static const char MAP[] =

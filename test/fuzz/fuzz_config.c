@@ -16,14 +16,7 @@
 #include "cable_chanmap.h"
 #include "cable_origin.h"
 #include "cable_topic.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz.h"
 
 static void exercise_map(const struct cable_chanmap *map)
 {

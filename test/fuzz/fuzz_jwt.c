@@ -26,16 +26,9 @@
 #include <jansson.h>
 
 #include "cable_jwt.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Both libFuzzer and replay builds keep the checks: a failure must abort. */
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
 #define NOW 1700000000LL
 
 static const char HS256_SECRET[] = "fuzz-hs256-secret-0123456789abcd";

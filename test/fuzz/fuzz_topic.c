@@ -16,16 +16,9 @@
 #include <mosquitto.h>
 
 #include "cable_topic.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* Both harness and replay builds keep assertions: failures must abort. */
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
 /*
  * A NUL-terminated copy for libmosquitto, padded with extra NULs: its UTF-8 validator
  * (2.0.11) may read up to three bytes past a truncated sequence at the end.
