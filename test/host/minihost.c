@@ -39,6 +39,9 @@ static struct callback callbacks[16];
 static size_t ncallbacks;
 static volatile sig_atomic_t stop;
 
+/* The broker's header declares it without the attribute; add it for -Wformat=2. */
+void mosquitto_log_printf(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 EXPORT void mosquitto_log_printf(int level, const char *fmt, ...)
 {
 	va_list ap;
