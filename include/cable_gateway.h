@@ -44,6 +44,7 @@ struct cable_gateway_config {
 	size_t max_per_user;        /* per authenticated user; 0 = no limit */
 	unsigned handshake_timeout; /* seconds for the HTTP upgrade to complete */
 	unsigned max_header_size;   /* bytes of HTTP headers accepted (cookies!) */
+	size_t socket_send_buffer;  /* SO_SNDBUF per browser socket; 0 = kernel autotuning */
 	const char *tls_cert;       /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;

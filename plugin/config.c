@@ -47,6 +47,7 @@ static const struct opt_spec opt_specs[] = {
         {"max_connections_per_user", OPT_SIZE, OFF(gw.max_per_user), 0, 1000000},
         {"handshake_timeout", OPT_UINT, OFF(gw.handshake_timeout), 1, 300},
         {"max_header_size", OPT_UINT, OFF(gw.max_header_size), 1024, 65535},
+        {"socket_send_buffer", OPT_SIZE, OFF(gw.socket_send_buffer), 0, 64 * 1024 * 1024},
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
@@ -83,6 +84,7 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_subscriptions = 256;
 	o->gw.metrics_interval = 10;
 	o->gw.handshake_timeout = 10;
+	o->gw.socket_send_buffer = 256 * 1024;
 	o->gw.max_header_size = 16384; /* lws' 4096 is too small for real Rails cookies */
 	o->gw.max_connections = 10000;
 	o->gw.max_per_ip = 0; /* behind a reverse proxy every browser has its address */

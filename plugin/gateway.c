@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -91,6 +92,22 @@ static void check_ticks(struct gw *gw)
 		        "(Mosquitto 2.0.11-2.0.14 send no TICK otherwise).\n");
 }
 
+/*
+ * glibc returns a thread arena's memory only from its top, so after a crowd of
+ * browsers leaves, the gateway's freed memory stays mapped, pinned by a few
+ * long-lived blocks (the soak test saw RSS stay 25 MB up with 94 KiB in use). When
+ * the connection count has halved since the last look, give the free pages back.
+ */
+static void trim_memory(struct gw *gw)
+{
+	if (gw->nsessions > gw->peak_sessions)
+		gw->peak_sessions = gw->nsessions;
+	if (gw->peak_sessions >= 256 && gw->nsessions < gw->peak_sessions / 2) {
+		malloc_trim(0);
+		gw->peak_sessions = gw->nsessions;
+	}
+}
+
 static void ping_all(lws_sorted_usec_list_t *sul)
 {
 	struct gw *gw = lws_container_of(sul, struct gw, ping_sul);
@@ -106,6 +123,7 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
 	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	check_ticks(gw);
+	trim_memory(gw);
 }
 
 static void metrics_tick(lws_sorted_usec_list_t *sul)

@@ -168,6 +168,7 @@ struct gw {
 
 	struct session *sessions;
 	size_t nsessions;
+	size_t peak_sessions; /* since the last malloc_trim */
 	struct session *paused;
 	struct cable_msg *backlog, *backlog_tail; /* taken from to_gateway, not yet handled */
 	bool backlog_pending;                     /* inbox_sul will continue the backlog */

@@ -374,6 +374,15 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 	s->gw = gw;
 	s->wsi = wsi;
 	make_sid(s->sid);
+	if (gw->cfg.socket_send_buffer) {
+		/*
+		 * Bound the kernel's share too: with autotuning a stalled reader absorbs about
+		 * 4 MiB in socket buffers before plugin_opt_max_outbound_bytes is even reached.
+		 */
+		int sz = (int)gw->cfg.socket_send_buffer;
+
+		setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	}
 	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
 	s->next = gw->sessions;
 	if (gw->sessions)
