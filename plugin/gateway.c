@@ -72,6 +72,45 @@ static void lws_log_emit(int level, const char *line)
 	       "libwebsockets: %.*s", (int)len, line);
 }
 
+/* ---- Handing publishes to the broker ------------------------------------------------ */
+
+#define NUDGE_US (2 * LWS_US_PER_MS)
+
+/*
+ * The wake signal can be lost: if it arrives while the broker thread is finishing a
+ * TICK, after it took the queue but before its next epoll_wait, the handler runs, the
+ * wait then sleeps its full 100 ms, and the publish waits with it (the benchmark's
+ * perform p99 showed that tail). So while anything we queued is still waiting, signal
+ * again every 2 ms.
+ */
+static void broker_nudge(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, nudge_sul);
+	struct cable_queue *q = &gw->link->to_broker;
+	size_t waiting;
+
+	cable_queue_stats(q, &waiting, NULL);
+	if (waiting == 0) {
+		gw->nudging = false;
+		return;
+	}
+	if (q->wake)
+		q->wake(q->wake_arg);
+	lws_sul_schedule(gw->ctx, 0, &gw->nudge_sul, broker_nudge, NUDGE_US);
+}
+
+/* Gateway thread: queue a browser's publish for the broker thread. */
+int gw_push_to_broker(struct gw *gw, struct cable_msg *m)
+{
+	int rc = cable_queue_push(&gw->link->to_broker, m, false);
+
+	if (rc == CABLE_OK && !gw->nudging) {
+		gw->nudging = true;
+		lws_sul_schedule(gw->ctx, 0, &gw->nudge_sul, broker_nudge, NUDGE_US);
+	}
+	return rc;
+}
+
 /* ---- Timers ------------------------------------------------------------------------- */
 
 /*

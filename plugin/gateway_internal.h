@@ -187,11 +187,14 @@ struct gw {
 	lws_sorted_usec_list_t stop_sul;
 	lws_sorted_usec_list_t metrics_sul;
 	lws_sorted_usec_list_t inbox_sul; /* continues a large inbox after the writes */
+	lws_sorted_usec_list_t nudge_sul; /* re-wakes the broker while to_broker is not empty */
+	bool nudging;
 	struct gw_stats stats;
 };
 
 /* gateway.c */
 void gw_log(struct gw *gw, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int gw_push_to_broker(struct gw *gw, struct cable_msg *m);
 
 /* session.c */
 void session_open(struct session *s, struct gw *gw, struct lws *wsi);

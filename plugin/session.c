@@ -653,7 +653,7 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		return;
 	}
 	s->gw->stats.publishes++;
-	if (cable_queue_push(&s->gw->link->to_broker, m, false) != CABLE_OK) {
+	if (gw_push_to_broker(s->gw, m) != CABLE_OK) {
 		/* The broker is behind: keep this publish and stop reading from this browser. */
 		s->pending = m;
 		pause_session(s);
@@ -717,7 +717,7 @@ void session_resume(struct session *s)
 
 	s->paused = false;
 	if (s->pending) {
-		if (cable_queue_push(&s->gw->link->to_broker, s->pending, false) != CABLE_OK) {
+		if (gw_push_to_broker(s->gw, s->pending) != CABLE_OK) {
 			pause_session(s);
 			return;
 		}
