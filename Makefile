@@ -10,7 +10,7 @@ CMAKE_FLAGS += -DCABLE_WERROR=ON
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all build run test unit bench check-deep check-format format clean
+.PHONY: all build run test unit bench soak check-deep check-format format clean
 
 all: build
 
@@ -45,6 +45,12 @@ bench:
 	$(MAKE) --no-print-directory build
 	bench/deps.sh
 	BUILD=$(BUILD) bench/run.sh
+
+# The soak test (about 6 minutes; docs/soak.md). SOAK_SECONDS, SOAK_CLIENTS, ... tune it.
+soak:
+	scripts/deps.sh test
+	$(MAKE) --no-print-directory build
+	bench/soak.sh $(BUILD)
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit

@@ -13,10 +13,14 @@
  *            resubscribe, speak and reconnect at random; --fault-pct of their sessions
  *            end in a fault: an abrupt close (RST, or FIN without a WebSocket close), a
  *            half-written frame then close, a half-written handshake (then close, or
- *            left hanging for the server's handshake timeout), or a stalled reader
- *            that subscribes to every channel and stops reading (the server must
- *            disconnect it as too_slow; it resumes reading later to see that, or, for a
- *            "hung" stall, vanishes with a RST). The healthy browsers never fault: they
+ *            left hanging for the server's handshake timeout), a short pause in
+ *            reading (3-10 s, under every bound: the server must keep it), or a
+ *            stalled reader that subscribes to every channel and stops reading for
+ *            --stall seconds (the server must disconnect it as too_slow; it resumes
+ *            reading later to see that, or, for a "hung" stall, vanishes with a RST).
+ *            The browser thread runs at --browser-nice (10): the simulated browsers
+ *            share the CPUs with the broker and yield to it. The healthy browsers never
+ *            fault: they
  *            check that every device message on their topics arrives, in order, once,
  *            and that their own speaks come back.
  *   end      the churners close; the devices' sequence numbers at that moment are the
@@ -85,9 +89,8 @@
 static struct {
 	const char *host, *path, *secret_file, *label, *metrics_host;
 	int port, mqtt_port, pid;
-	uint32_t clients, healthy, duration_s, idle_s, settle_s, rate, actuators, sites,
-	        sensors, pad, fault_pct, action_ms, life_min_s, life_max_s, stall_s,
-	        connect_conc;
+	uint32_t clients, healthy, duration_s, idle_s, settle_s, rate, actuators, sites, sensors,
+	        pad, fault_pct, action_ms, life_min_s, life_max_s, stall_s, connect_conc;
 	uint64_t seed;
 	int browser_nice;
 	uint32_t speak_share;
@@ -135,7 +138,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-#define MS(x) ((uint64_t)(x) * 1000000ull)
+#define MS(x) ((uint64_t)(x)*1000000ull)
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -195,7 +198,6 @@ static uint32_t rnd_below(uint32_t n)
 {
 	return n ? (uint32_t)(rnd() % n) : 0;
 }
-
 
 /* Exponentially distributed delay with the given mean, capped at 4x the mean. */
 static uint64_t rnd_exp_ns(uint32_t mean_ms)
@@ -535,7 +537,8 @@ static void probe_on_message(struct mosquitto *m, void *obj, const struct mosqui
 	(void)m;
 	(void)obj;
 	if (strcmp(msg->topic, "soak/marker") == 0) {
-		atomic_store(&M.marker_seen, num_after(msg->payload, (size_t)msg->payloadlen, "\"m\":"));
+		atomic_store(&M.marker_seen,
+		             num_after(msg->payload, (size_t)msg->payloadlen, "\"m\":"));
 		return;
 	}
 	t = num_after(msg->payload, (size_t)msg->payloadlen, "\"t\":");
@@ -549,8 +552,7 @@ static void probe_on_message(struct mosquitto *m, void *obj, const struct mosqui
 	pthread_mutex_lock(&M.lock);
 	if (M.nlat[ph] < M.cap[ph])
 		M.lat[ph][M.nlat[ph]++] = (uint32_t)(lat_us > UINT32_MAX ? UINT32_MAX : lat_us);
-	if (ph == PH_SOAK && lat_us > (int64_t)atomic_load(&M.spike_us) &&
-	    M.nspikes < M.spike_cap)
+	if (ph == PH_SOAK && lat_us > (int64_t)atomic_load(&M.spike_us) && M.nspikes < M.spike_cap)
 		M.spikes[M.nspikes++] = (uint64_t)t;
 	pthread_mutex_unlock(&M.lock);
 }
@@ -708,9 +710,9 @@ enum fault {
 	F_STALL_HUNG,
 	F_N
 };
-static const char *fault_name[F_N] = {"none",           "rst",           "fin",
-                                      "half_frame",     "half_handshake", "slow_handshake",
-                                      "pause",          "stall",         "stall_hung"};
+static const char *fault_name[F_N] = {
+        "none",           "rst",   "fin",   "half_frame", "half_handshake",
+        "slow_handshake", "pause", "stall", "stall_hung"};
 /*
  * How a faulting session faults, in percent of the faulting sessions (sums to 100).
  * A stall holds a lot of kernel memory on both ends of the loopback connection (see
@@ -769,10 +771,10 @@ static int ep = -1;
 static bool churning; /* churners reconnect and act only while true */
 static struct sockaddr_in server_addr;
 
-#define NOTE_FIRST(counter, ...)                                                              \
-	do {                                                                                  \
-		if ((counter) <= 3)                                                           \
-			note(__VA_ARGS__);                                                    \
+#define NOTE_FIRST(counter, ...)                                                                   \
+	do {                                                                                       \
+		if ((counter) <= 3)                                                                \
+			note(__VA_ARGS__);                                                         \
 	} while (0)
 
 static void bc_update_events(struct bc *c)
@@ -824,8 +826,9 @@ static void bc_queue(struct bc *c, const void *data, size_t len)
 		return;
 	if (c->tx_len + len > TX_MAX) {
 		S.proto_errors++;
-		NOTE_FIRST(S.proto_errors, "browser %u: %zu bytes unsent (the server stopped reading)",
-		           c->idx, c->tx_len);
+		NOTE_FIRST(S.proto_errors,
+		           "browser %u: %zu bytes unsent (the server stopped reading)", c->idx,
+		           c->tx_len);
 		c->broken = true;
 		return;
 	}
@@ -1156,8 +1159,10 @@ static void on_message(struct bc *c, const char *p, size_t len)
 	}
 	if (c->sub[ch] == SUB_NONE) {
 		S.foreign++;
-		NOTE_FIRST(S.foreign, "browser %u got a message on a channel it never subscribed "
-		                      "to: %.*s", c->idx, (int)(len > 200 ? 200 : len), p);
+		NOTE_FIRST(S.foreign,
+		           "browser %u got a message on a channel it never subscribed "
+		           "to: %.*s",
+		           c->idx, (int)(len > 200 ? 200 : len), p);
 		return;
 	}
 	if (c->kind != K_HEALTHY)
@@ -1216,7 +1221,8 @@ static void on_text(struct bc *c, const char *p, size_t len)
 					S.too_slow_unexpected++;
 					NOTE_FIRST(S.too_slow_unexpected,
 					           "browser %u (%s) called too slow while reading",
-					           c->idx, c->kind == K_HEALTHY ? "healthy" : "churn");
+					           c->idx,
+					           c->kind == K_HEALTHY ? "healthy" : "churn");
 				}
 			} else {
 				S.disconnect_other++;
@@ -1272,7 +1278,8 @@ static void on_server_close(struct bc *c)
 				S.stall_no_too_slow++;
 		} else if (c->stalled && c->fault == F_PAUSE) {
 			S.pause_dropped++;
-			NOTE_FIRST(S.pause_dropped, "browser %u: closed during a short pause", c->idx);
+			NOTE_FIRST(S.pause_dropped, "browser %u: closed during a short pause",
+			           c->idx);
 		} else if (c->stalled) {
 			S.stall_closed_unread++;
 		} else if (!c->saw_too_slow && !c->welcomed) {
@@ -1431,7 +1438,8 @@ static void bc_read(struct bc *c)
 			c->rx = xrealloc(c->rx, c->rx_cap + 1);
 		}
 		n = recv(c->fd, c->rx + c->rx_len, c->rx_cap - c->rx_len, MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		if (n == 0 ||
+		    (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 			on_server_close(c);
 			return;
 		}
@@ -1485,7 +1493,7 @@ static void fault_stall(struct bc *c)
 				cmd_subscribe(c, ch);
 	c->stalled = true;
 	c->t_next = now_ns() + (c->fault == F_PAUSE ? rnd_range_ns(3000, 10000)
-	                                              : MS((uint64_t)O.stall_s * 1000));
+	                                            : MS((uint64_t)O.stall_s * 1000));
 	bc_update_events(c);
 }
 
@@ -1523,8 +1531,9 @@ static void churn_action(struct bc *c)
 		S.resubscribes++;
 		cmd_subscribe(c, ch);
 	} else if (r < 50 + O.speak_share && ch < O.actuators && c->sub[ch] == SUB_OK) {
-		snprintf(data, sizeof(data), "{\\\"action\\\":\\\"speak\\\",\\\"message\\\":\\\"c\\\","
-		                             "\\\"n\\\":%u}",
+		snprintf(data, sizeof(data),
+		         "{\\\"action\\\":\\\"speak\\\",\\\"message\\\":\\\"c\\\","
+		         "\\\"n\\\":%u}",
 		         c->speak_n++);
 		cmd_speak(c, ch, data);
 	}
@@ -1572,8 +1581,9 @@ static void bc_timer(struct bc *c, uint64_t now)
 	case S_HANDSHAKE:
 		if (c->fault == F_SLOW_HS && c->st == S_HANDSHAKE) {
 			S.slow_hs_kept++;
-			NOTE_FIRST(S.slow_hs_kept, "browser %u: a half-sent upgrade was kept for %d s",
-			           c->idx, SLOWHS_WAIT / 1000);
+			NOTE_FIRST(S.slow_hs_kept,
+			           "browser %u: a half-sent upgrade was kept for %d s", c->idx,
+			           SLOWHS_WAIT / 1000);
 		} else {
 			S.hs_timeouts++;
 			NOTE_FIRST(S.hs_timeouts, "browser %u: no welcome within %d s", c->idx,
@@ -1607,11 +1617,13 @@ static void bc_timer(struct bc *c, uint64_t now)
 			S.stall_no_too_slow++;
 			NOTE_FIRST(S.stall_no_too_slow,
 			           "browser %u: stalled %u s, resumed, %s and still open", c->idx,
-			           O.stall_s, c->saw_too_slow ? "told too_slow" : "not told too_slow");
+			           O.stall_s,
+			           c->saw_too_slow ? "told too_slow" : "not told too_slow");
 			bc_end(c, true);
 		} else if (c->kind == K_HEALTHY) {
 			snprintf(data, sizeof(data),
-			         "{\\\"action\\\":\\\"speak\\\",\\\"message\\\":\\\"h\\\",\\\"h\\\":%u,"
+			         "{\\\"action\\\":\\\"speak\\\",\\\"message\\\":\\\"h\\\","
+			         "\\\"h\\\":%u,"
 			         "\\\"hs\\\":%u}",
 			         c->idx, c->hs_sent++);
 			S.h_speak_sent++;
@@ -1964,40 +1976,87 @@ static void parse_args(int argc, char **argv)
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'H': O.host = optarg; break;
-		case 'p': O.port = (int)num_arg(optarg, "--port"); break;
-		case 'u': O.path = optarg; break;
-		case 'q': O.mqtt_port = (int)num_arg(optarg, "--mqtt-port"); break;
-		case 's': O.secret_file = optarg; break;
-		case 'k': O.pid = (int)num_arg(optarg, "--pid"); break;
-		case 'n': O.clients = num_arg(optarg, "--clients"); break;
-		case 'y': O.healthy = num_arg(optarg, "--healthy"); break;
-		case 'd': O.duration_s = num_arg(optarg, "--duration"); break;
-		case 'I': O.idle_s = num_arg(optarg, "--idle"); break;
-		case 'S': O.settle_s = num_arg(optarg, "--settle"); break;
-		case 'r': O.rate = num_arg(optarg, "--rate"); break;
-		case 'A': O.actuators = num_arg(optarg, "--actuators"); break;
-		case 'B': O.sites = num_arg(optarg, "--sites"); break;
-		case 'E': O.sensors = num_arg(optarg, "--sensors"); break;
-		case 'P': O.pad = num_arg(optarg, "--pad"); break;
-		case 'f': O.fault_pct = num_arg(optarg, "--fault-pct"); break;
-		case 'a': O.action_ms = num_arg(optarg, "--action-ms"); break;
+		case 'H':
+			O.host = optarg;
+			break;
+		case 'p':
+			O.port = (int)num_arg(optarg, "--port");
+			break;
+		case 'u':
+			O.path = optarg;
+			break;
+		case 'q':
+			O.mqtt_port = (int)num_arg(optarg, "--mqtt-port");
+			break;
+		case 's':
+			O.secret_file = optarg;
+			break;
+		case 'k':
+			O.pid = (int)num_arg(optarg, "--pid");
+			break;
+		case 'n':
+			O.clients = num_arg(optarg, "--clients");
+			break;
+		case 'y':
+			O.healthy = num_arg(optarg, "--healthy");
+			break;
+		case 'd':
+			O.duration_s = num_arg(optarg, "--duration");
+			break;
+		case 'I':
+			O.idle_s = num_arg(optarg, "--idle");
+			break;
+		case 'S':
+			O.settle_s = num_arg(optarg, "--settle");
+			break;
+		case 'r':
+			O.rate = num_arg(optarg, "--rate");
+			break;
+		case 'A':
+			O.actuators = num_arg(optarg, "--actuators");
+			break;
+		case 'B':
+			O.sites = num_arg(optarg, "--sites");
+			break;
+		case 'E':
+			O.sensors = num_arg(optarg, "--sensors");
+			break;
+		case 'P':
+			O.pad = num_arg(optarg, "--pad");
+			break;
+		case 'f':
+			O.fault_pct = num_arg(optarg, "--fault-pct");
+			break;
+		case 'a':
+			O.action_ms = num_arg(optarg, "--action-ms");
+			break;
 		case 'L':
 			if (sscanf(optarg, "%u,%u", &O.life_min_s, &O.life_max_s) != 2 ||
 			    O.life_min_s > O.life_max_s)
 				die("--life: want MIN,MAX seconds");
 			break;
-		case 'T': O.stall_s = num_arg(optarg, "--stall"); break;
-		case 'C': O.connect_conc = num_arg(optarg, "--connect-concurrency"); break;
-		case 'R': O.seed = num_arg(optarg, "--seed"); break;
-		case 'N': O.browser_nice = atoi(optarg); break;
-		case 'K': O.speak_share = num_arg(optarg, "--speak-share"); break;
+		case 'T':
+			O.stall_s = num_arg(optarg, "--stall");
+			break;
+		case 'C':
+			O.connect_conc = num_arg(optarg, "--connect-concurrency");
+			break;
+		case 'R':
+			O.seed = num_arg(optarg, "--seed");
+			break;
+		case 'N':
+			O.browser_nice = atoi(optarg);
+			break;
+		case 'K':
+			O.speak_share = num_arg(optarg, "--speak-share");
+			break;
 		case 'F': {
 			char *list = strdup(optarg), *tok, *save = NULL;
 			unsigned k;
 
 			O.fault_mask = 0;
-			for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			for (tok = strtok_r(list, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
 				bool known = strcmp(tok, "all") == 0;
 
 				if (known)
@@ -2013,12 +2072,24 @@ static void parse_args(int argc, char **argv)
 			free(list);
 			break;
 		}
-		case 'x': O.lat_ratio = atof(optarg); break;
-		case 'X': O.rss_slack_kib = (long)num_arg(optarg, "--rss-slack"); break;
-		case 'l': O.label = optarg; break;
-		case 'Q': O.quiet = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'x':
+			O.lat_ratio = atof(optarg);
+			break;
+		case 'X':
+			O.rss_slack_kib = (long)num_arg(optarg, "--rss-slack");
+			break;
+		case 'l':
+			O.label = optarg;
+			break;
+		case 'Q':
+			O.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (!(O.fault_mask & ~1u))
@@ -2133,9 +2204,8 @@ int main(int argc, char **argv)
 			     ", too_slow seen %" PRIu64 ", healthy msgs +%" PRIu64 " lost %" PRIu64
 			     ", RSS %ld KiB, MQTT p50/p99 %.2f/%.2f ms",
 			     (double)(now_ns() - t_soak0) / 1e9, S.open_now, S.connects,
-			     fault_total(),
-			     S.too_slow_seen, S.h_msgs - prog_h_msgs, S.h_lost, rss_kib(O.pid), p50,
-			     p99);
+			     fault_total(), S.too_slow_seen, S.h_msgs - prog_h_msgs, S.h_lost,
+			     rss_kib(O.pid), p50, p99);
 			prog_h_msgs = S.h_msgs;
 			if (now_ns() > t_soak0 + (t_end - t_soak0) / 2 && !m_soak.ok)
 				m_soak = get_metrics(); /* mid-run snapshot */
@@ -2212,9 +2282,9 @@ int main(int argc, char **argv)
 	          S.too_slow_unexpected == 0 && S.server_dropped == 0 && S.hs_refused == 0 &&
 	          S.hs_timeouts == 0 && S.slow_hs_kept == 0 && S.stall_no_too_slow == 0 &&
 	          S.rejects == 0 && S.disconnect_other == 0 && S.proto_errors == 0 &&
-	          S.clean_close_timeouts == 0 && S.pause_dropped == 0 && m_end.ok && m_end.connections == 0 &&
-	          m_end.subscriptions == 0 && m_end.dropped == 0 && fds_end <= fds_base &&
-	          atomic_load(&M.publish_errors) == 0 && S.welcomed > 0;
+	          S.clean_close_timeouts == 0 && S.pause_dropped == 0 && m_end.ok &&
+	          m_end.connections == 0 && m_end.subscriptions == 0 && m_end.dropped == 0 &&
+	          fds_end <= fds_base && atomic_load(&M.publish_errors) == 0 && S.welcomed > 0;
 	criteria = rss_end >= 0 && rss_end - rss_base <= O.rss_slack_kib && lat[PH_IDLE][1] > 0 &&
 	           lat[PH_SOAK][1] <= O.lat_ratio * lat[PH_IDLE][1];
 	rc = !correct ? 1 : !criteria ? 3 : 0;
@@ -2236,14 +2306,15 @@ int main(int argc, char **argv)
 	        "slow handshake  %" PRIu64 " dropped by the server, %" PRIu64 " kept\n"
 	        "pauses          %" PRIu64 " short pauses resumed normally, %" PRIu64 " dropped\n"
 	        "other           %" PRIu64 " clean closes (%" PRIu64 " timed out), %" PRIu64
-	        " dropped unasked, %" PRIu64 " other disconnects, %" PRIu64 " foreign messages, %" PRIu64
-	        " protocol errors\n"
+	        " dropped unasked, %" PRIu64 " other disconnects, %" PRIu64
+	        " foreign messages, %" PRIu64 " protocol errors\n"
 	        "browsers rx     %" PRIu64 " frames, %" PRIu64 " messages, %.1f MB\n"
 	        "healthy         %" PRIu64 " device messages checked: %" PRIu64 " lost, %" PRIu64
 	        " duplicated, %" PRIu64 " out of order, %" PRIu64 " misrouted, %" PRIu64
 	        " disconnects; speaks %" PRIu64 " sent, %" PRIu64 " echoed, %" PRIu64 " lost\n"
 	        "devices         %llu published, %llu errors, probe received %llu\n"
-	        "MQTT latency    idle p50/p99/max %.3f/%.3f/%.3f ms (%zu); ramp %.3f/%.3f/%.3f (%zu);"
+	        "MQTT latency    idle p50/p99/max %.3f/%.3f/%.3f ms (%zu); ramp %.3f/%.3f/%.3f "
+	        "(%zu);"
 	        " soak %.3f/%.3f/%.3f ms (%zu); after %.3f/%.3f/%.3f ms (%zu)\n"
 	        "                soak p99 / idle p99 = %.2f (criterion <= %.1f)\n"
 	        "latency spikes  %zu soak samples above %.2f ms; %zu of them published within "
@@ -2260,9 +2331,9 @@ int main(int argc, char **argv)
 	        S.open_peak, S.connect_errors, S.hs_refused, S.hs_timeouts, S.subscribes,
 	        S.resubscribes, S.confirms, S.rejects, S.unsubscribes, S.speaks, fault_total(),
 	        S.faults[F_RST], S.faults[F_FIN], S.faults[F_HALF_FRAME], S.faults[F_HALF_HS],
-	        S.faults[F_SLOW_HS], S.faults[F_PAUSE], S.faults[F_STALL], S.faults[F_STALL_HUNG], S.too_slow_seen, S.stall_no_too_slow,
-	        S.stall_closed_unread, S.too_slow_unexpected, m_end.slow, S.slow_hs_closed, S.slow_hs_kept, S.pauses_ok,
-	        S.pause_dropped,
+	        S.faults[F_SLOW_HS], S.faults[F_PAUSE], S.faults[F_STALL], S.faults[F_STALL_HUNG],
+	        S.too_slow_seen, S.stall_no_too_slow, S.stall_closed_unread, S.too_slow_unexpected,
+	        m_end.slow, S.slow_hs_closed, S.slow_hs_kept, S.pauses_ok, S.pause_dropped,
 	        S.clean_closes, S.clean_close_timeouts, S.server_dropped, S.disconnect_other,
 	        S.foreign, S.proto_errors, S.frames, S.msgs, (double)S.bytes / 1e6, S.h_msgs,
 	        S.h_lost, S.h_dup, S.h_reorder, S.h_misrouted, S.h_disconnects, S.h_speak_sent,
@@ -2274,9 +2345,8 @@ int main(int argc, char **argv)
 	        lat[PH_AFTER][0], lat[PH_AFTER][1], lat[PH_AFTER][2], nlat[PH_AFTER],
 	        lat[PH_IDLE][1] > 0 ? lat[PH_SOAK][1] / lat[PH_IDLE][1] : -1, O.lat_ratio,
 	        M.nspikes, spike_ms, near_bursts, nbursts,
-	        100.0 * (double)nbursts * 0.1 / ((double)(t_soak1 - t_soak0) / 1e9),
-	        rss_start, rss_base, rss_peak, rss_end, rss_end - rss_base, O.rss_slack_kib,
-	        fds_base, fds_end,
+	        100.0 * (double)nbursts * 0.1 / ((double)(t_soak1 - t_soak0) / 1e9), rss_start,
+	        rss_base, rss_peak, rss_end, rss_end - rss_base, O.rss_slack_kib, fds_base, fds_end,
 	        100.0 * (cpu_b1 - cpu_b0) / ((double)(t_soak1 - t_soak0) / 1e9),
 	        100.0 * (cpu_g1 - cpu_g0) / ((double)(t_soak1 - t_soak0) / 1e9), m_end.connections,
 	        m_end.subscriptions, m_end.slow, m_end.dropped, m_end.broker_full,
@@ -2308,15 +2378,16 @@ int main(int argc, char **argv)
 	       " rss_start_kib=%ld"
 	       " rss_base_kib=%ld rss_peak_kib=%ld rss_end_kib=%ld rss_delta_kib=%ld"
 	       " fds_base=%ld fds_end=%ld server_cpu_pct=%.1f gen_cpu_pct=%.1f"
-	       " end_connections=%lld end_subscriptions=%lld queue_drops=%lld browser_nice=%d alive=%d rc=%d\n",
+	       " end_connections=%lld end_subscriptions=%lld queue_drops=%lld browser_nice=%d "
+	       "alive=%d rc=%d\n",
 	       S.too_slow_seen, S.stall_no_too_slow, S.too_slow_unexpected, m_end.slow,
 	       S.slow_hs_closed, S.slow_hs_kept, S.server_dropped, S.foreign, S.proto_errors,
 	       S.h_msgs, S.h_lost, S.h_dup, S.h_reorder, S.h_disconnects, S.h_speak_lost,
 	       lat[PH_IDLE][0], lat[PH_IDLE][1], lat[PH_SOAK][0], lat[PH_SOAK][1], lat[PH_SOAK][2],
 	       lat[PH_AFTER][0], lat[PH_AFTER][1],
-	       lat[PH_IDLE][1] > 0 ? lat[PH_SOAK][1] / lat[PH_IDLE][1] : -1, M.nspikes,
-	       near_bursts, nbursts, S.pauses_ok, S.pause_dropped, rss_start, rss_base,
-	       rss_peak, rss_end, rss_end - rss_base, fds_base, fds_end,
+	       lat[PH_IDLE][1] > 0 ? lat[PH_SOAK][1] / lat[PH_IDLE][1] : -1, M.nspikes, near_bursts,
+	       nbursts, S.pauses_ok, S.pause_dropped, rss_start, rss_base, rss_peak, rss_end,
+	       rss_end - rss_base, fds_base, fds_end,
 	       100.0 * (cpu_b1 - cpu_b0) / ((double)(t_soak1 - t_soak0) / 1e9),
 	       100.0 * (cpu_g1 - cpu_g0) / ((double)(t_soak1 - t_soak0) / 1e9), m_end.connections,
 	       m_end.subscriptions, m_end.dropped, O.browser_nice, alive ? 1 : 0, rc);

@@ -10,6 +10,11 @@ MQTTWS_PORT=${MQTTWS_PORT:-28081} # mosquitto's own websockets listener (peer)
 MQTT_PORT=${MQTT_PORT:-28830}     # plain MQTT (publisher / subscriber)
 RAILS_PORT=${RAILS_PORT:-28090}   # puma + ActionCable (peer)
 
+# The load tests open up to 19,000 connections, all as user "anonymous" without tokens:
+# lift plugin_opt_max_connections (10,000) and plugin_opt_max_connections_per_user (100),
+# which would refuse them. bench/soak.sh sets BENCH_LIFT_LIMITS=0: it runs at the defaults.
+BENCH_LIFT_LIMITS=${BENCH_LIFT_LIMITS:-1}
+
 BROKER_PID=
 RAILS_PID=
 
@@ -58,6 +63,10 @@ write_broker_conf() { # file auth(anonymous|jwt)
 		echo "plugin_opt_port $CABLE_PORT"
 		echo "plugin_opt_path /cable"
 		echo "plugin_opt_channels_file $WORK/channels.json"
+		if [ "$BENCH_LIFT_LIMITS" = 1 ]; then
+			echo "plugin_opt_max_connections 0"
+			echo "plugin_opt_max_connections_per_user 0"
+		fi
 		if [ "$auth" = jwt ]; then
 			echo "plugin_opt_jwt_secret_file $WORK/jwt-secret"
 		else

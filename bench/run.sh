@@ -98,6 +98,13 @@ run() {
 	else
 		echo "no result (exit $rc)" >&2
 	fi
+	# A broker that dies during a run would otherwise go unnoticed: the next section
+	# starts a new one. Record it; the report lists these events.
+	if [ -n "$BROKER_PID" ] && ! kill -0 "$BROKER_PID" 2> /dev/null; then
+		echo "  (the broker exited during $label)" >&2
+		echo "the broker (pid $BROKER_PID) exited during $label, $(date -u '+%H:%M:%S UTC')" |
+			tee -a "$LOG" >> "$WORK/events.txt"
+	fi
 	sleep 2 # let the server finish closing the last run's sockets
 }
 
@@ -325,7 +332,9 @@ bcline() { # active
 		Each figure below is one run of \`$BUILD/bench/cable-bench --mode MODE --proto cable|mqtt|rails\`;
 		the exact command lines and raw \`RESULT\` lines are kept in the run's log
 		(printed at the end of \`make bench\`). Load tests use \`plugin_opt_auth anonymous\`;
-		the storm also runs with JWT verification.
+		the storm also runs with JWT verification. Every connection of a load test is user
+		\`anonymous\`, so the broker runs with \`plugin_opt_max_connections 0\` and
+		\`plugin_opt_max_connections_per_user 0\` (bench/lib.sh); the soak test keeps the defaults.
 
 		## Targets (issue 5)
 
@@ -451,9 +460,32 @@ bcline() { # active
 		echo '```'
 		echo
 	fi
+	if [ -s "$WORK/events.txt" ]; then
+		echo "## Broker exits during runs"
+		echo
+		echo "The figures of these runs are not valid: the broker went away while they ran."
+		echo
+		sed 's/^/* /' "$WORK/events.txt"
+		echo
+	fi
 	if [ -f "$ROOT/bench/analysis.md" ]; then
 		cat "$ROOT/bench/analysis.md"
 		echo
+	fi
+	cat <<- EOF
+		## Soak test
+
+		Minutes of churn with faults at every plugin default (JWT, 1 MiB outbound bound):
+		3,000 browsers subscribing, unsubscribing, speaking, reconnecting, resetting,
+		half-writing frames and stalling while devices publish, and 200 healthy browsers
+		checking every message. Its method and measured numbers are in [soak.md](soak.md)
+		(\`bench/soak.sh\`, not part of \`make bench\`).
+
+	EOF
+	# The last recorded soak result, as docs/soak.md states it.
+	if [ -f "$ROOT/docs/soak.md" ]; then
+		sed -n '/^\*\*Result of the recorded run/,/^## /p' "$ROOT/docs/soak.md" | sed '$d' |
+			sed 's|(see \[Findings\](#findings))|(see [soak.md](soak.md#findings))|; s|, below)|, in soak.md)|'
 	fi
 	echo "## Raw results"
 	echo

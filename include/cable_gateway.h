@@ -25,7 +25,7 @@
 #include "cable_queue.h"
 #include "cable_rules.h"
 
-#define CABLE_GATEWAY_ABI    1
+#define CABLE_GATEWAY_ABI    2
 #define CABLE_GATEWAY_SYMBOL "cable_gateway_api_v1"
 
 /* Listener and protocol settings (plugin_opt_*). Strings are copied by start(). */
@@ -96,8 +96,23 @@ struct cable_rules_source {
 	long long leeway;
 };
 
+/* What cable_gateway_api.layout holds, in this order. */
+#define CABLE_GATEWAY_LAYOUT                                                                       \
+	{                                                                                          \
+		sizeof(struct cable_gateway_api), sizeof(struct cable_gateway_config),             \
+		        sizeof(struct cable_link), sizeof(struct cable_rules_source),              \
+		        sizeof(struct cable_rules), sizeof(struct cable_queue),                    \
+		        sizeof(struct cable_msg)                                                   \
+	}
+
 struct cable_gateway_api {
 	int abi; /* CABLE_GATEWAY_ABI */
+	/*
+	 * The layouts both sides share, as the gateway was compiled. The adapter refuses a
+	 * gateway from another build instead of misreading its structs (a plugin and a
+	 * gateway from different builds crashed the broker during development).
+	 */
+	size_t layout[7];
 
 	/*
 	 * Broker thread. Create the listener (binding the port now, so a port in use fails

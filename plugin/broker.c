@@ -173,6 +173,7 @@ static int check_lws_copy(struct cable_plugin *p)
 
 static int load_gateway(struct cable_plugin *p)
 {
+	static const size_t layout[] = CABLE_GATEWAY_LAYOUT;
 	char path[4096];
 	const char *file = p->opts.gateway_path;
 	int mode = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
@@ -199,10 +200,12 @@ static int load_gateway(struct cable_plugin *p)
 		return MOSQ_ERR_UNKNOWN;
 	}
 	p->gw_api = dlsym(p->gw_handle, CABLE_GATEWAY_SYMBOL);
-	if (p->gw_api == NULL || p->gw_api->abi != CABLE_GATEWAY_ABI) {
+	if (p->gw_api == NULL || p->gw_api->abi != CABLE_GATEWAY_ABI ||
+	    memcmp(p->gw_api->layout, layout, sizeof(layout)) != 0) {
 		mosquitto_log_printf(MOSQ_LOG_ERR,
 		                     LOG_PREFIX
-		                     "plugin_opt_gateway: '%s' is not a gateway of this version",
+		                     "plugin_opt_gateway: '%s' is not from the same build as this "
+		                     "plugin; install both files of one build",
 		                     file);
 		return MOSQ_ERR_UNKNOWN;
 	}
@@ -373,6 +376,13 @@ static void teardown(struct cable_plugin *p)
 	if (p->gw)
 		p->gw_api->stop(p->gw); /* joins the gateway thread */
 	p->gw = NULL;
+	/*
+	 * The broker unloads this library after cleanup: a wake signal arriving later must
+	 * not run a handler that is gone (and the default action of a real-time signal is to
+	 * terminate). The gateway is stopped, so nothing sends one any more; ignore strays.
+	 */
+	if (p->wake_signo)
+		signal(p->wake_signo, SIG_IGN);
 	if (p->link_ready) {
 		cable_queue_release(&p->link.to_gateway);
 		cable_queue_release(&p->link.to_broker);

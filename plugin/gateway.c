@@ -737,6 +737,7 @@ static size_t gw_lws_entry_points(void **out, const char **names, size_t max)
 __attribute__((visibility("default"))) extern const struct cable_gateway_api cable_gateway_api_v1;
 const struct cable_gateway_api cable_gateway_api_v1 = {
         .abi = CABLE_GATEWAY_ABI,
+        .layout = CABLE_GATEWAY_LAYOUT,
         .start = gw_start,
         .rules_new = gw_rules_new,
         .rules_free = cable_rules_free,

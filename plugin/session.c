@@ -402,7 +402,8 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 		session_close(s, "unauthorized", false, LWS_CLOSE_STATUS_NORMAL);
 		return;
 	}
-	if (!within_user_limit(s))
+	/* Anonymous connections all share one name: the per-user limit does not apply. */
+	if (!gw->cfg.anonymous && !within_user_limit(s))
 		return;
 	s->active = true;
 	f = cable_proto_welcome(s->sid);
