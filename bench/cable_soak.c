@@ -72,7 +72,8 @@
 
 #include <mosquitto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+
+#include "cable_jwt.h"
 
 #define NDEV        8          /* MQTT device clients; topic k belongs to device k % NDEV */
 #define MAX_SUBS    4          /* a churning browser's ordinary subscriptions */
@@ -310,34 +311,6 @@ static bool broker_alive(void)
 static char secret[512];
 static size_t secret_len;
 
-static size_t b64url(const unsigned char *in, size_t len, char *out)
-{
-	static const char tab[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t i, o = 0;
-	uint32_t v;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (len - i == 1) {
-		v = (uint32_t)in[i] << 16;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-	} else if (len - i == 2) {
-		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-	}
-	out[o] = '\0';
-	return o;
-}
-
 static void load_secret(void)
 {
 	FILE *f = fopen(O.secret_file, "rb");
@@ -353,27 +326,18 @@ static void load_secret(void)
 	secret_len = n;
 }
 
-/* A token for user "soak<idx>", valid for the run plus an hour. malloc'd. */
+/* A token for user "soak<idx>", valid for the run plus an hour, minted by the core. */
 static char *make_token(uint32_t idx, long long exp)
 {
-	char header[64], claims[128], signing[512], *tok;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	size_t n;
+	struct cable_error err = {0};
+	char claims[128], *tok = NULL;
+	int n;
 
-	b64url((const unsigned char *)"{\"alg\":\"HS256\",\"typ\":\"JWT\"}", 27, header);
-	snprintf(claims, sizeof(claims), "{\"sub\":\"soak%" PRIu32 "\",\"exp\":%lld}", idx, exp);
-	n = (size_t)snprintf(signing, sizeof(signing), "%s.", header);
-	n += b64url((const unsigned char *)claims, strlen(claims), signing + n);
-	if (HMAC(EVP_sha256(), secret, (int)secret_len, (unsigned char *)signing, n, mac,
-	         &maclen) == NULL)
-		die("HMAC failed");
-	tok = malloc(n + 2 + 4 * ((maclen + 2) / 3) + 1);
-	if (tok == NULL)
-		die("out of memory");
-	memcpy(tok, signing, n);
-	tok[n] = '.';
-	b64url(mac, maclen, tok + n + 1);
+	n = snprintf(claims, sizeof(claims), "{\"sub\":\"soak%" PRIu32 "\",\"exp\":%lld}", idx,
+	             exp);
+	if (cable_jwt_sign("HS256", NULL, (const unsigned char *)secret, secret_len, claims,
+	                   (size_t)n, &tok, &err) != CABLE_OK)
+		die("cannot mint a token: %s", err.text);
 	return tok;
 }
 
