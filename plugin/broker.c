@@ -228,8 +228,7 @@ static int on_message(int event, void *event_data, void *userdata)
 	m = cable_msg_new(CABLE_MSG_PUBLISH, ev->topic, strlen(ev->topic), ev->payload,
 	                  ev->payloadlen);
 	if (m == NULL)
-		return MOSQ_ERR_SUCCESS; /* counted as a drop by the missing delivery; nothing else
-		                            to do */
+		return MOSQ_ERR_SUCCESS; /* out of memory: browsers miss this one message */
 	m->qos = ev->qos;
 	m->retain = ev->retain;
 	m->t_ns = cable_now_ns();

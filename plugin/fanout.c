@@ -45,15 +45,19 @@ struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
 	return id;
 }
 
-void ident_put(struct gw *gw, struct ident *id)
+static void ident_free(struct gw *gw, struct ident *id)
 {
-	if (id == NULL || --id->refs > 0)
-		return;
 	HASH_DELETE(hh, gw->idents, id);
 	cable_frame_unref(id->frame);
 	free(id->raw);
 	free(id->json);
 	free(id);
+}
+
+void ident_put(struct gw *gw, struct ident *id)
+{
+	if (id != NULL && --id->refs == 0)
+		ident_free(gw, id);
 }
 
 /* ---- Routes ------------------------------------------------------------------------- */
@@ -312,8 +316,10 @@ void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 		metrics_observe_latency(gw, (double)(cable_now_ns() - m->t_ns) / 1e9);
 }
 
+/* Free the index and the interned identifiers (at shutdown, whatever still refers to them). */
 void fanout_release(struct gw *gw)
 {
+	struct ident *id, *itmp;
 	struct route *r, *tmp;
 
 	HASH_ITER(hh, gw->exact, r, tmp)
@@ -330,4 +336,8 @@ void fanout_release(struct gw *gw)
 	}
 	free(gw->touched);
 	gw->touched = NULL;
+	HASH_ITER(hh, gw->idents, id, itmp)
+	{
+		ident_free(gw, id);
+	}
 }

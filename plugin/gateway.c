@@ -461,20 +461,11 @@ static void *gateway_main(void *arg)
 
 static void gw_free(struct gw *gw)
 {
-	struct ident *id, *tmp;
 	size_t i;
 
 	if (gw == NULL)
 		return;
 	fanout_release(gw);
-	HASH_ITER(hh, gw->idents, id, tmp)
-	{
-		HASH_DELETE(hh, gw->idents, id);
-		cable_frame_unref(id->frame);
-		free(id->raw);
-		free(id->json);
-		free(id);
-	}
 	cable_msg_free_chain(gw->backlog);
 	cable_rules_free(gw->rules);
 	cable_origins_free(gw->origins);
