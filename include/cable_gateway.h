@@ -45,6 +45,7 @@ struct cable_gateway_config {
 	unsigned handshake_timeout; /* seconds for the HTTP upgrade to complete */
 	unsigned max_header_size;   /* bytes of HTTP headers accepted (cookies!) */
 	size_t socket_send_buffer;  /* SO_SNDBUF per browser socket; 0 = kernel autotuning */
+	bool poll_loop;             /* lws' own poll() loop instead of epoll (libev) */
 	const char *tls_cert;       /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;

@@ -458,10 +458,11 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 			return rc;
 		}
 	}
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "listening on %s://%s:%d%s (auth %s)",
-	                     p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address,
-	                     p->opts.gw.port, p->opts.gw.path,
-	                     p->opts.gw.anonymous ? "anonymous" : "jwt");
+	mosquitto_log_printf(
+	        MOSQ_LOG_NOTICE, LOG_PREFIX "listening on %s://%s:%d%s (auth %s, event loop: %s)",
+	        p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address, p->opts.gw.port,
+	        p->opts.gw.path, p->opts.gw.anonymous ? "anonymous" : "jwt",
+	        p->opts.gw.poll_loop ? "poll" : "epoll");
 	*user_data = p;
 	return MOSQ_ERR_SUCCESS;
 }

@@ -20,13 +20,20 @@
 
 #include <openssl/crypto.h>
 
-enum opt_type { OPT_STRING, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_BOOL, OPT_AUTH, OPT_LLONG };
+enum opt_type { OPT_STRING, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_BOOL, OPT_CHOICE, OPT_LLONG };
 
 struct opt_spec {
 	const char *key;
 	enum opt_type type;
 	size_t offset;
-	long long min, max; /* for numbers */
+	long long min, max; /* for numbers; for OPT_CHOICE, min indexes choices[] */
+};
+
+/* OPT_CHOICE: a bool set by one of two words (false, true). */
+enum { CHOICE_AUTH, CHOICE_EVENT_LOOP };
+static const char *const choices[][2] = {
+        [CHOICE_AUTH] = {"jwt", "anonymous"},
+        [CHOICE_EVENT_LOOP] = {"epoll", "poll"},
 };
 
 #define OFF(m) offsetof(struct cable_options, m)
@@ -36,7 +43,7 @@ static const struct opt_spec opt_specs[] = {
         {"address", OPT_STRING, OFF(gw.address), 0, 0},
         {"port", OPT_PORT, OFF(gw.port), 1, 65535},
         {"path", OPT_STRING, OFF(gw.path), 0, 0},
-        {"auth", OPT_AUTH, OFF(gw.anonymous), 0, 0},
+        {"auth", OPT_CHOICE, OFF(gw.anonymous), CHOICE_AUTH, 0},
         {"token_param", OPT_STRING, OFF(gw.token_param), 0, 0},
         {"ping_interval", OPT_UINT, OFF(gw.ping_interval), 1, 60},
         {"max_message_size", OPT_SIZE, OFF(gw.max_message), 256, 16 * 1024 * 1024},
@@ -48,6 +55,7 @@ static const struct opt_spec opt_specs[] = {
         {"handshake_timeout", OPT_UINT, OFF(gw.handshake_timeout), 1, 300},
         {"max_header_size", OPT_UINT, OFF(gw.max_header_size), 1024, 65535},
         {"socket_send_buffer", OPT_SIZE, OFF(gw.socket_send_buffer), 0, 64 * 1024 * 1024},
+        {"event_loop", OPT_CHOICE, OFF(gw.poll_loop), CHOICE_EVENT_LOOP, 0},
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
@@ -126,17 +134,17 @@ static int set_option(struct cable_options *o, const struct opt_spec *s, const c
 		else
 			goto bad;
 		return CABLE_OK;
-	case OPT_AUTH:
-		if (!strcmp(v, "jwt"))
-			*(bool *)field = false;
-		else if (!strcmp(v, "anonymous"))
-			*(bool *)field = true;
-		else {
-			snprintf(err, errlen, "plugin_opt_%s: '%s' is not one of: jwt, anonymous",
-			         s->key, v);
-			return CABLE_EINVAL;
+	case OPT_CHOICE: {
+		const char *const *word = choices[s->min];
+
+		if (!strcmp(v, word[0]) || !strcmp(v, word[1])) {
+			*(bool *)field = !strcmp(v, word[1]);
+			return CABLE_OK;
 		}
-		return CABLE_OK;
+		snprintf(err, errlen, "plugin_opt_%s: '%s' is not one of: %s, %s", s->key, v,
+		         word[0], word[1]);
+		return CABLE_EINVAL;
+	}
 	case OPT_PORT:
 	case OPT_UINT:
 	case OPT_SIZE:

@@ -7,6 +7,7 @@
  * creates the context in start() so that a port in use fails the broker's start-up
  * with a clear message; from then on only the gateway thread touches it.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <ev.h>
 #include <mosquitto.h>
 #include <openssl/ssl.h>
 
@@ -96,7 +98,7 @@ static void broker_nudge(lws_sorted_usec_list_t *sul)
 	}
 	if (q->wake)
 		q->wake(q->wake_arg);
-	lws_sul_schedule(gw->ctx, 0, &gw->nudge_sul, broker_nudge, NUDGE_US);
+	gw_schedule(gw, &gw->nudge_sul, broker_nudge, NUDGE_US);
 }
 
 /* Gateway thread: queue a browser's publish for the broker thread. */
@@ -106,7 +108,7 @@ int gw_push_to_broker(struct gw *gw, struct cable_msg *m)
 
 	if (rc == CABLE_OK && !gw->nudging) {
 		gw->nudging = true;
-		lws_sul_schedule(gw->ctx, 0, &gw->nudge_sul, broker_nudge, NUDGE_US);
+		gw_schedule(gw, &gw->nudge_sul, broker_nudge, NUDGE_US);
 	}
 	return rc;
 }
@@ -159,8 +161,8 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 			session_send(s, f);
 		cable_frame_unref(f);
 	}
-	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
-	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	gw_schedule(gw, &gw->ping_sul, ping_all,
+	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	check_ticks(gw);
 	trim_memory(gw);
 }
@@ -170,8 +172,8 @@ static void metrics_tick(lws_sorted_usec_list_t *sul)
 	struct gw *gw = lws_container_of(sul, struct gw, metrics_sul);
 
 	metrics_publish(gw);
-	lws_sul_schedule(gw->ctx, 0, &gw->metrics_sul, metrics_tick,
-	                 (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
+	gw_schedule(gw, &gw->metrics_sul, metrics_tick,
+	            (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
 }
 
 static void stop_check(lws_sorted_usec_list_t *sul)
@@ -182,7 +184,7 @@ static void stop_check(lws_sorted_usec_list_t *sul)
 		gw->finished = true;
 		return;
 	}
-	lws_sul_schedule(gw->ctx, 0, &gw->stop_sul, stop_check, 20 * LWS_US_PER_MS);
+	gw_schedule(gw, &gw->stop_sul, stop_check, 20 * LWS_US_PER_MS);
 }
 
 static void begin_stop(struct gw *gw)
@@ -259,7 +261,7 @@ static void drain_inbox(struct gw *gw, bool from_timer)
 		gw->backlog_tail = NULL;
 	else { /* come back after this round's writes (timers run before the poll) */
 		gw->backlog_pending = true;
-		lws_sul_schedule(gw->ctx, 0, &gw->inbox_sul, inbox_continue, 1);
+		gw_schedule(gw, &gw->inbox_sul, inbox_continue, 1);
 	}
 resume_paused:
 	/* The broker has drained to_broker since we paused: retry the paused browsers. */
@@ -445,18 +447,125 @@ static void *gateway_main(void *arg)
 {
 	struct gw *gw = arg;
 
-	lws_sul_schedule(gw->ctx, 0, &gw->ping_sul, ping_all,
-	                 (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	gw_schedule(gw, &gw->ping_sul, ping_all,
+	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	if (gw->cfg.metrics_topic)
-		lws_sul_schedule(gw->ctx, 0, &gw->metrics_sul, metrics_tick,
-		                 (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
+		gw_schedule(gw, &gw->metrics_sul, metrics_tick,
+		            (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
 	/* A stop requested before the thread ran is seen at the first wake-up. */
 	lws_cancel_service(gw->ctx);
-	while (!gw->finished)
-		lws_service(gw->ctx, 0);
+	while (!gw->finished) {
+		if (gw->loop)
+			ev_run(gw->loop, EVRUN_ONCE);
+		else
+			lws_service(gw->ctx, 0);
+	}
 	lws_context_destroy(gw->ctx);
 	gw->ctx = NULL;
 	return NULL;
+}
+
+/* ---- The event loop ------------------------------------------------------------------ */
+
+/*
+ * Timers under libev: lws 4.1.6's libev glue re-arms its one loop timer with
+ * ev_timer_set() + ev_timer_start(), which libev ignores while that timer is already
+ * running. A timer scheduled earlier than the one armed (a 300 ms linger while the
+ * 3 s ping is armed) then fires only when the armed one does, unless socket activity
+ * comes first. So every timer the gateway sets also arms an ev timer of ours for the
+ * same moment (the kick), and the kick wakes lws (lws_cancel_service), whose wake-up
+ * path runs every lws timer that is due. A slow kick every KICK_MAX_US covers lws' own
+ * timeouts (handshake, close).
+ */
+#define KICK_MAX_US (100 * LWS_US_PER_MS)
+
+static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct gw *gw = w->data;
+
+	(void)loop;
+	(void)revents;
+	lws_cancel_service(gw->ctx);
+	ev_timer_set(w, (ev_tstamp)KICK_MAX_US / LWS_US_PER_SEC, 0.);
+	ev_timer_start(gw->loop, w);
+}
+
+/* Gateway thread (and the broker thread in start(), before the gateway thread runs). */
+void gw_kick(struct gw *gw, lws_usec_t us)
+{
+	ev_tstamp after = (ev_tstamp)us / LWS_US_PER_SEC;
+
+	if (gw->loop == NULL)
+		return; /* lws' own loop has no such problem */
+	if (ev_is_active(&gw->kick)) {
+		if (ev_timer_remaining(gw->loop, &gw->kick) <= after)
+			return;
+		ev_timer_stop(gw->loop, &gw->kick);
+	}
+	ev_timer_set(&gw->kick, after, 0.);
+	ev_timer_start(gw->loop, &gw->kick);
+}
+
+/* lws_sul_schedule, and the kick (see above). Gateway thread. */
+void gw_schedule(struct gw *gw, lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us)
+{
+	lws_sul_schedule(gw->ctx, 0, sul, cb, us);
+	if (us != (lws_usec_t)LWS_SET_TIMER_USEC_CANCEL)
+		gw_kick(gw, us);
+}
+
+/*
+ * Broker thread, in start(). lws' own loop calls poll() over every connection on every
+ * turn, so its cost grows with the connections whether they are busy or not: at 19,000
+ * connections it was 70 % of the gateway thread during a connection storm. With
+ * plugin_opt_event_loop epoll (the default) lws runs on a libev loop of ours, on epoll,
+ * whose cost follows the sockets that are ready.
+ *
+ * lws loads its libev glue, libwebsockets-evlib_ev.so, with a plain dlopen(), which would
+ * bind the glue's lws calls to the first lws in the process: the copy inside Debian's
+ * mosquitto (see plugin/broker.c). Loading it here first with RTLD_DEEPBIND binds them to
+ * libwebsockets.so.17, the one this gateway uses; lws' own dlopen then finds it loaded.
+ */
+#define EVLIB_FILE LWS_INSTALL_LIBDIR "/libwebsockets-evlib_ev.so"
+
+static int event_loop_open(struct gw *gw, char *err, size_t errlen)
+{
+	int mode = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+
+	if (getenv("CABLE_NO_DEEPBIND")) /* sanitizer builds: see plugin/broker.c */
+		mode &= ~RTLD_DEEPBIND;
+	gw->evlib = dlopen(EVLIB_FILE, mode);
+	if (gw->evlib == NULL) {
+		snprintf(err, errlen,
+		         "plugin_opt_event_loop epoll needs %s (Debian: libwebsockets-evlib-ev): "
+		         "%s; "
+		         "or set plugin_opt_event_loop poll",
+		         EVLIB_FILE, dlerror());
+		return CABLE_EINVAL;
+	}
+	/* No signal handling of libev's: the broker owns the process's signals. */
+	gw->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+	if (gw->loop == NULL) {
+		snprintf(err, errlen, "plugin_opt_event_loop epoll: cannot create an epoll loop");
+		return CABLE_EINVAL;
+	}
+	gw->loops[0] = gw->loop;
+	ev_timer_init(&gw->kick, kick_cb, (ev_tstamp)KICK_MAX_US / LWS_US_PER_SEC, 0.);
+	gw->kick.data = gw;
+	ev_timer_start(gw->loop, &gw->kick);
+	return CABLE_OK;
+}
+
+static void event_loop_close(struct gw *gw)
+{
+	if (gw->loop) {
+		ev_timer_stop(gw->loop, &gw->kick);
+		ev_loop_destroy(gw->loop);
+	}
+	gw->loop = NULL;
+	if (gw->evlib)
+		dlclose(gw->evlib);
+	gw->evlib = NULL;
 }
 
 static void gw_free(struct gw *gw)
@@ -466,6 +575,8 @@ static void gw_free(struct gw *gw)
 	if (gw == NULL)
 		return;
 	fanout_release(gw);
+	expiry_release(gw);
+	event_loop_close(gw);
 	cable_msg_free_chain(gw->backlog);
 	cable_rules_free(gw->rules);
 	cable_origins_free(gw->origins);
@@ -495,6 +606,8 @@ static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
 	}
 	return CABLE_OK;
 }
+
+static const lws_retry_bo_t no_validity_checks = {0};
 
 static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
                                       struct cable_link *link, struct cable_rules *rules, char *err,
@@ -537,6 +650,7 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	info.max_http_header_data = (unsigned short)gw->cfg.max_header_size;
 	info.pt_serv_buf_size = 16384;
 	info.timeout_secs = gw->cfg.handshake_timeout; /* an unfinished handshake is dropped */
+	info.timeout_secs_ah_idle = gw->cfg.handshake_timeout; /* also a half-sent request */
 	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
 	               LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
 	if (gw->cfg.tls_cert) {
@@ -566,6 +680,22 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 		gw->mounts[2].origin_protocol = LWSMPRO_FILE;
 	}
 	info.mounts = gw->mounts;
+	/*
+	 * No lws "validity" pings: they would give every connection an lws timer, and lws
+	 * keeps its timers in one sorted list, so each new connection cost O(n) (41 % of
+	 * the gateway thread in a 19,000-connection storm). ActionCable pings every few
+	 * seconds instead, and TCP_USER_TIMEOUT (session_open) ends connections to peers that
+	 * stopped acknowledging them.
+	 */
+	info.retry_and_idle_policy = &no_validity_checks;
+	if (!gw->cfg.poll_loop) {
+		if (event_loop_open(gw, err, errlen) != CABLE_OK) {
+			gw_free(gw);
+			return NULL;
+		}
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = gw->loops;
+	}
 	gw->ctx = lws_create_context(&info);
 	if (gw->ctx == NULL) {
 		snprintf(err, errlen,

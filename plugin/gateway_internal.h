@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <uthash.h>
 
@@ -126,6 +127,8 @@ struct session {
 	size_t ndeferred;
 	struct session *paused_next;
 	bool paused;
+
+	size_t expiry_slot; /* 1 + index in gw->expiring, 0 when not there */
 };
 
 enum auth_failure { AUTH_NO_TOKEN, AUTH_EXPIRED, AUTH_BAD_SIGNATURE, AUTH_INVALID, AUTH_NREASONS };
@@ -160,6 +163,10 @@ struct gw {
 	struct cable_rules *rules;
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
+	struct ev_loop *loop; /* epoll under lws (gateway.c, event_loop_open); NULL with poll */
+	void *loops[1];       /* lws' foreign_loops */
+	void *evlib;          /* our handle on lws' libev glue */
+	ev_timer kick;        /* see gw_kick */
 	pthread_t thread;
 	bool thread_started;
 	atomic_bool stop_requested; /* any thread */
@@ -189,14 +196,25 @@ struct gw {
 	lws_sorted_usec_list_t inbox_sul; /* continues a large inbox after the writes */
 	lws_sorted_usec_list_t nudge_sul; /* re-wakes the broker while to_broker is not empty */
 	bool nudging;
+	/*
+	 * Token expiry: a min-heap of sessions by who.exp and one timer for its root. One
+	 * lws timer per session would cost O(n) each (lws keeps timers in a sorted list),
+	 * O(n^2) over a storm of new connections.
+	 */
+	struct session **expiring;
+	size_t nexpiring, expiring_cap;
+	lws_sorted_usec_list_t expiry_sul;
 	struct gw_stats stats;
 };
 
 /* gateway.c */
 void gw_log(struct gw *gw, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int gw_push_to_broker(struct gw *gw, struct cable_msg *m);
+void gw_schedule(struct gw *gw, lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us);
+void gw_kick(struct gw *gw, lws_usec_t us);
 
 /* session.c */
+void expiry_release(struct gw *gw);
 void session_open(struct session *s, struct gw *gw, struct lws *wsi);
 void session_receive(struct session *s, const void *in, size_t len);
 int session_writeable(struct session *s);

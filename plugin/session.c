@@ -3,6 +3,8 @@
  * outbound frame ring, backpressure and closing. Gateway thread only.
  */
 #include <stdint.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -20,6 +22,7 @@
 #define MAX_DEFERRED 64 /* commands buffered behind a paused publish before we give up */
 #define SLOW_GRACE   16 /* see session_send */
 #define LINGER_US    (300 * LWS_US_PER_MS) /* see session_writeable */
+#define DEAD_PEER_MS 30000                 /* see session_open */
 
 /* ---- Outbound ---------------------------------------------------------------------- */
 
@@ -148,11 +151,25 @@ static void drain_unread(struct lws *wsi)
 		;
 }
 
+/*
+ * TCP_CORK around a batch: lws writes each frame with its own send(), and corked, the
+ * kernel joins them into full segments and sends them at the uncork, so a backlog of
+ * small frames costs one trip through TCP (and one wake-up of the reader) instead of
+ * one per frame. The framing stays lws'.
+ */
+static void cork(struct lws *wsi, int on)
+{
+	setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+}
+
 int session_writeable(struct session *s)
 {
 	struct cable_frame *f;
+	bool corked = s->ring_count > 1;
 	int n = 0;
 
+	if (corked)
+		cork(s->wsi, 1);
 	while (s->ring_count && n < 64) {
 		f = ring_pop(s);
 		if (lws_write(s->wsi, (unsigned char *)cable_frame_data(f), f->len,
@@ -171,6 +188,8 @@ int session_writeable(struct session *s)
 		if (lws_partial_buffered(s->wsi))
 			break;
 	}
+	if (corked)
+		cork(s->wsi, 0);
 	if (s->ring_count) {
 		lws_callback_on_writable(s->wsi);
 		return 0;
@@ -185,23 +204,132 @@ int session_writeable(struct session *s)
 		 */
 		s->lingering = true;
 		lws_set_timer_usecs(s->wsi, LINGER_US);
+		gw_kick(s->gw, LINGER_US);
 	}
 	return 0;
 }
 
-/* LWS_CALLBACK_TIMER: the linger after a disconnect ended, or the token expired. */
+/* LWS_CALLBACK_TIMER: the linger after a disconnect ended. */
 int session_timer(struct session *s)
 {
-	if (s->gw == NULL)
+	if (s->gw == NULL || !s->lingering)
 		return 0;
-	if (s->lingering) {
-		drain_unread(s->wsi);
-		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, NULL, 0);
-		return -1;
+	drain_unread(s->wsi);
+	lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, NULL, 0);
+	return -1;
+}
+
+/* ---- Token expiry: a min-heap by who.exp (gw->expiring), one timer for its root ---- */
+
+static void expiry_set(struct gw *gw, size_t i, struct session *s)
+{
+	gw->expiring[i] = s;
+	s->expiry_slot = i + 1;
+}
+
+static void expiry_sift(struct gw *gw, size_t i)
+{
+	struct session *s = gw->expiring[i], *c;
+	size_t k;
+
+	while (i > 0 && gw->expiring[(i - 1) / 2]->who.exp > s->who.exp) {
+		expiry_set(gw, i, gw->expiring[(i - 1) / 2]);
+		i = (i - 1) / 2;
 	}
-	if (s->active && !s->closing)
-		session_close(s, "token_expired", false, LWS_CLOSE_STATUS_NORMAL);
-	return 0;
+	for (;;) {
+		k = 2 * i + 1;
+		if (k >= gw->nexpiring)
+			break;
+		if (k + 1 < gw->nexpiring &&
+		    gw->expiring[k + 1]->who.exp < gw->expiring[k]->who.exp)
+			k++;
+		c = gw->expiring[k];
+		if (c->who.exp >= s->who.exp)
+			break;
+		expiry_set(gw, i, c);
+		i = k;
+	}
+	expiry_set(gw, i, s);
+}
+
+static void expiry_fire(lws_sorted_usec_list_t *sul);
+
+/* Point the one timer at the earliest expiry (or cancel it when none is left). */
+static void expiry_arm(struct gw *gw)
+{
+	long long left;
+
+	if (gw->finished)
+		return; /* the context is going away with its timers */
+	if (gw->nexpiring == 0) {
+		gw_schedule(gw, &gw->expiry_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+		return;
+	}
+	left = gw->expiring[0]->who.exp - (long long)time(NULL);
+	if (left < 0)
+		left = 0;
+	if (left > 86400LL * 365)
+		left = 86400LL * 365;
+	gw_schedule(gw, &gw->expiry_sul, expiry_fire, (lws_usec_t)left * LWS_US_PER_SEC + 1);
+}
+
+static void expiry_remove(struct session *s)
+{
+	struct gw *gw = s->gw;
+	size_t i = s->expiry_slot - 1;
+	bool root = i == 0;
+
+	s->expiry_slot = 0;
+	if (--gw->nexpiring > i) {
+		gw->expiring[i] = gw->expiring[gw->nexpiring];
+		expiry_sift(gw, i);
+	}
+	if (root)
+		expiry_arm(gw);
+}
+
+static int expiry_add(struct session *s)
+{
+	struct gw *gw = s->gw;
+	struct session **grown;
+	size_t cap;
+
+	if (gw->nexpiring == gw->expiring_cap) {
+		cap = gw->expiring_cap ? gw->expiring_cap * 2 : 64;
+		grown = realloc(gw->expiring, cap * sizeof(*grown));
+		if (grown == NULL)
+			return CABLE_ENOMEM;
+		gw->expiring = grown;
+		gw->expiring_cap = cap;
+	}
+	expiry_set(gw, gw->nexpiring++, s);
+	expiry_sift(gw, gw->nexpiring - 1);
+	if (s->expiry_slot == 1)
+		expiry_arm(gw);
+	return CABLE_OK;
+}
+
+/* The earliest token expired: close every connection whose token has. */
+static void expiry_fire(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, expiry_sul);
+	long long now = (long long)time(NULL);
+	struct session *s;
+
+	while (gw->nexpiring && gw->expiring[0]->who.exp <= now) {
+		s = gw->expiring[0];
+		expiry_remove(s);
+		if (s->active && !s->closing)
+			session_close(s, "token_expired", false, LWS_CLOSE_STATUS_NORMAL);
+	}
+	expiry_arm(gw);
+}
+
+void expiry_release(struct gw *gw)
+{
+	free(gw->expiring);
+	gw->expiring = NULL;
+	gw->nexpiring = gw->expiring_cap = 0;
 }
 
 /* ---- Opening: authentication and welcome ---------------------------------------- */
@@ -288,14 +416,10 @@ static int authenticate(struct session *s)
 		                                                           : AUTH_INVALID]++;
 		return rc;
 	}
-	if (s->who.exp) {
-		long long left = s->who.exp - now;
-
-		if (left < 1)
-			left = 1;
-		if (left > 86400LL * 365)
-			left = 86400LL * 365;
-		lws_set_timer_usecs(s->wsi, (lws_usec_t)left * LWS_US_PER_SEC);
+	if (s->who.exp && expiry_add(s) != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_WARNING, "connection %s (%s) refused: out of memory", s->sid,
+		       s->peer);
+		return CABLE_ENOMEM;
 	}
 	return CABLE_OK;
 }
@@ -383,6 +507,15 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 
 		setsockopt(lws_get_socket_fd(wsi), SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	}
+	/*
+	 * A browser that vanished without a FIN or RST (a laptop lid, a dropped network)
+	 * stops acknowledging the pings: after DEAD_PEER_MS of unacknowledged data the
+	 * kernel ends the connection, and lws closes it.
+	 */
+	unsigned int dead_ms = DEAD_PEER_MS;
+
+	setsockopt(lws_get_socket_fd(wsi), IPPROTO_TCP, TCP_USER_TIMEOUT, &dead_ms,
+	           sizeof(dead_ms));
 	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
 	s->next = gw->sessions;
 	if (gw->sessions)
@@ -762,6 +895,14 @@ void session_receive(struct session *s, const void *in, size_t len)
 			       s->sid, s->peer);
 		return;
 	}
+	if (final && s->rx_len == 0 && len <= s->gw->cfg.max_message) {
+		/* A whole message in one piece, the usual case: no copy, no buffer kept. */
+		if (s->paused)
+			defer_command(s, in, len);
+		else
+			handle_command(s, in, len);
+		return;
+	}
 	if (s->rx_len + len > s->gw->cfg.max_message) {
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) closed: message larger than %zu bytes "
@@ -815,6 +956,8 @@ void session_closed(struct session *s)
 	{
 		sub_remove(s, sub);
 	}
+	if (s->expiry_slot)
+		expiry_remove(s);
 	if (s->paused) {
 		for (pp = &gw->paused; *pp; pp = &(*pp)->paused_next) {
 			if (*pp == s) {

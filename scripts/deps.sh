@@ -10,7 +10,7 @@ set -eu
 
 what=${1:-run}
 build="build-essential cmake pkg-config libmosquitto-dev mosquitto-dev libwebsockets-dev
-	libjansson-dev libssl-dev uthash-dev"
+	libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev uthash-dev"
 run="$build mosquitto mosquitto-clients"
 test="$run clang clang-format valgrind chromium fonts-dejavu-core curl python3"
 

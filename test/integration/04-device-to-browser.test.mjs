@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  useBroker, rawConnect, connectAndSubscribe, mqttConnect, actuatorParams, actuatorId, sleep,
+  useBroker, startBroker, onCleanup, rawConnect, connectAndSubscribe, mqttConnect, actuatorParams,
+  actuatorId, sleep,
   isConfirm, isMessageFor,
 } from './lib/index.mjs';
 
@@ -169,4 +170,34 @@ test('no delivery to a connection whose subscription was never confirmed (never 
   await sleep(400);
   assert.equal(c.received().filter((f) => f.json && 'message' in f.json && !('type' in f.json)).length, 0);
   assert.equal(c.frames.count(isConfirm(actuatorId(42))), 0);
+});
+
+// A burst queues many frames per connection: the writer sends them as one corked batch
+// (TCP_CORK around lws' writes). Every frame must arrive whole and in order.
+test('a burst of 300 publishes reaches two browsers whole and in order', async () => {
+  const b = ctx.broker;
+  const { subs: [a] } = await connectAndSubscribe(b, 'alice', [actuatorParams(42)]);
+  const { subs: [c] } = await connectAndSubscribe(b, 'bob', [actuatorParams(42)]);
+  const dev = await mqttConnect(b.mqttUrl);
+  const pad = 'x'.repeat(700); // a few frames per TCP segment, and some across two
+  for (let i = 0; i < 300; i++) dev.publish('actuators/42/state', JSON.stringify({ i, pad }));
+  for (const s of [a, c]) {
+    for (let i = 0; i < 300; i++) assert.deepEqual(await s.next(), { i, pad }, `message ${i}`);
+    await s.expectNone(200);
+  }
+});
+
+// plugin_opt_event_loop poll: lws' own poll() loop instead of epoll. The same path end to
+// end: welcome, subscribe, device -> browser, browser -> device.
+test('with plugin_opt_event_loop poll: device to browser and browser to device', async () => {
+  const b = await startBroker({ pluginOpts: { event_loop: 'poll' } });
+  onCleanup(() => b.stop());
+  assert.match(b.log(), /event loop: poll/);
+  const { subs: [s] } = await connectAndSubscribe(b, 'alice', [actuatorParams(42)]);
+  const dev = await mqttConnect(b.mqttUrl);
+  await dev.subscribe('actuators/42/cmd');
+  for (let i = 0; i < 50; i++) dev.publish('actuators/42/state', JSON.stringify({ i }));
+  for (let i = 0; i < 50; i++) assert.deepEqual(await s.next(), { i });
+  s.perform('speak', { message: 'via poll' });
+  assert.equal((await dev.next()).text, '{"user":"alice","message":"via poll"}');
 });

@@ -49,6 +49,10 @@ test('bad auth mode', async () => {
   assertNames(await mustFail({ pluginOpts: { auth: 'maybe' } }), 'plugin_opt_auth');
 });
 
+test('bad event loop', async () => {
+  assertNames(await mustFail({ pluginOpts: { event_loop: 'select' } }), 'plugin_opt_event_loop');
+});
+
 test('missing channels file', async () => {
   assertNames(await mustFail({ pluginOpts: { channels_file: '$DIR/nope.json' } }), 'plugin_opt_channels_file');
 });

@@ -302,4 +302,35 @@ describe('keys file with RS256 (kid rsa-1) and EdDSA (kid ed-1), audience and is
     await dev.publish('actuators/42/state', '"late"');
     await c.frames.expectNone(300, isMessageFor(id), 'message after expiry');
   });
+
+  // The plugin keeps one timer for all tokens (a heap by exp): connections that expire in
+  // any order, or leave before they expire, must each end at their own time.
+  test('many tokens expire each at its own time; early leavers and long tokens unaffected', async () => {
+    const b = ctx.broker;
+    const open = async (ttl, user) => {
+      const c = await rawConnect(b.urlFor(edToken({ ttl, user })));
+      await c.welcome();
+      return c;
+    };
+    const t0 = Date.now();
+    // exp has a resolution of one second and minting takes a while: 2 s apart each.
+    const late = await open(6, 'late');
+    const early = await open(2, 'early');
+    const leaver = await open(4, 'leaver');
+    const mid = await open(4, 'mid');
+    const long = await open(600, 'long');
+    await leaver.close(); // leaves the heap from the middle
+    const ended = {};
+    await Promise.all([['early', early], ['mid', mid], ['late', late]].map(async ([n, c]) => {
+      const f = await c.waitFor(isDisconnect, 12_000, `${n}: token_expired disconnect`);
+      assert.equal(f.json.reason, 'token_expired', n);
+      ended[n] = Date.now() - t0;
+    }));
+    assert.ok(ended.early < ended.mid && ended.mid < ended.late,
+      `expired in exp order: ${JSON.stringify(ended)}`);
+    assert.ok(ended.late >= 4500, `late (6 s token) not closed early: ${ended.late} ms`);
+    const id = actuatorId(42);
+    assert.equal((await long.subscribeAndWait(id)).json.type, 'confirm_subscription',
+      'the 600 s connection is still served');
+  });
 });

@@ -306,8 +306,9 @@ describe(`malformed input (max_message_size ${MAX_MESSAGE}, max_subscriptions ${
     // so this client is broken or hostile. Either answer is defined enough: the
     // commands are answered after the welcome, or the connection is closed. What must
     // never happen is a confirm without a welcome, a crash, or a disturbed neighbour.
-    // (Observed with libwebsockets 4.1.6: the connection is closed with 1002 or 1007
-    // and no welcome; lws mis-reads bytes that arrive with the handshake.)
+    // (Observed with libwebsockets 4.1.6: the connection is closed with 1002 or 1007,
+    // with no welcome or right after it; lws mis-reads bytes that arrive with the
+    // handshake.)
     const b = ctx.broker;
     await whileHealthyReceives(b, async () => {
       for (const token of [b.mint('mallory'), 'forged.token.x']) {
@@ -326,8 +327,16 @@ describe(`malformed input (max_message_size ${MAX_MESSAGE}, max_subscriptions ${
           continue;
         }
         assert.equal(first.json?.type, 'welcome', first.raw);
-        const got = [];
-        for (let i = 0; i < 3; i++) got.push((await r.frames.nextMatching((x) => x.json?.type !== 'ping', 3000, 'frame')).json);
+        const second = await r.frames.nextMatching((x) => x.json?.type !== 'ping', 3000, 'frame');
+        if (second.opcode === 8) {
+          // Welcomed, then closed by lws' parser (1002) before any command was read.
+          await r.closed;
+          assert.deepEqual(r.frames.all.filter((f) => f.opcode === 1 && f.json?.type !== 'ping')
+            .map((f) => f.json.type), ['welcome'], 'nothing answered after the welcome');
+          continue;
+        }
+        const got = [second.json];
+        for (let i = 0; i < 2; i++) got.push((await r.frames.nextMatching((x) => x.json?.type !== 'ping', 3000, 'frame')).json);
         assert.deepEqual(got, [
           { identifier: ids[0], type: 'confirm_subscription' },
           { identifier: ids[1], type: 'confirm_subscription' },

@@ -2,6 +2,7 @@
 # Which libwebsockets does the plugin use? Start Debian's broker with the plugin under
 # LD_DEBUG=bindings and check, from the dynamic linker's own record, that:
 #   - every lws_* call made by the gateway binds to libwebsockets.so.17;
+#   - so does lws' libev glue, libwebsockets-evlib_ev.so (the default event loop);
 #   - libwebsockets.so.17 binds its own lws_* references to itself, never to the copy
 #     that /usr/sbin/mosquitto embeds and exports;
 #   - the plugin's start-up line names that one copy.
@@ -33,6 +34,14 @@ check "every gateway lws call binds to libwebsockets.so.17" \
 	'! grep -v "to /lib/x86_64-linux-gnu/libwebsockets.so.17\|to /usr/lib/x86_64-linux-gnu/libwebsockets.so.17" <<<"$gw_lws" | grep -q .'
 check "libwebsockets.so.17 never binds an lws symbol to the broker's copy" \
 	'! grep "binding file [^ ]*libwebsockets.so.17" "$tmp/bindings" | grep "to /usr/sbin/mosquitto" | grep -q "symbol \`lws_"'
+# lws loads its libev glue (plugin_opt_event_loop epoll, the default) with a plain
+# dlopen(); the gateway loads it first with RTLD_DEEPBIND so its lws calls bind here too.
+ev_lws=$(grep "binding file [^ ]*libwebsockets-evlib_ev.so" "$tmp/bindings" | grep "symbol \`lws_" || true)
+check "the libev glue makes lws calls" '[ -n "$ev_lws" ]'
+check "every lws call of the libev glue binds to libwebsockets.so.17" \
+	'! grep -v "to /lib/x86_64-linux-gnu/libwebsockets.so.17\|to /usr/lib/x86_64-linux-gnu/libwebsockets.so.17" <<<"$ev_lws" | grep -q .'
+check "the libev glue binds nothing to the broker's copy" \
+	'! grep "binding file [^ ]*libwebsockets-evlib_ev.so" "$tmp/bindings" | grep -q "to /usr/sbin/mosquitto"'
 check "the plugin itself links no lws" \
 	'! grep "binding file $build/mosquitto_cable.so " "$tmp/bindings" | grep -q "symbol \`lws_"'
 check "the start-up line names the isolated copy" \
