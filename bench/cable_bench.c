@@ -29,27 +29,23 @@
  * Clock: every stamp is CLOCK_MONOTONIC in this process, except websocket-bench's
  * sendTime, which is wall-clock nanoseconds as in the original tool.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
 #include <libwebsockets.h>
 #include <mosquitto.h>
-#include <openssl/evp.h>
 
-#include "cable_jwt.h"
+#include "common.h"
 
 #define IDENTIFIER     "{\"channel\":\"BenchmarkChannel\"}"
 #define IDENTIFIER_ESC "{\\\"channel\\\":\\\"BenchmarkChannel\\\"}"
@@ -112,7 +108,6 @@ static struct {
 	size_t secret_len;
 	const char *label;
 	uint32_t step_size, steps, concurrent, sample_size, padding;
-	bool quiet;
 
 	/* state */
 	struct lws_context *ctx;
@@ -175,140 +170,12 @@ static const char *proto_name[] = {"cable", "mqtt", "rails"};
 static const char *mode_name[] = {"smoke", "broadcast", "latency", "throughput",
                                   "idle",  "storm",     "perform"};
 
-/* ---- Small utilities ------------------------------------------------------------- */
+/* ---- Small utilities (the shared ones are in common.c) --------------------------- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("cable-bench: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
-
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (B.quiet)
-		return;
-	va_start(ap, fmt);
-	fputs("  ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		die("out of memory");
-	return p;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* websocket-bench's rule: sorted[p * n / 100] (p in tenths here, for p99.9). */
+/* A percentile in ms by websocket-bench's rule (pct_index); -1 when there are no samples. */
 static double pct_ms(uint64_t *v, size_t n, unsigned p10)
 {
-	size_t i;
-
-	if (n == 0)
-		return -1;
-	i = (size_t)p10 * n / 1000;
-	if (i >= n)
-		i = n - 1;
-	return (double)v[i] / 1e6;
-}
-
-static double cpu_self_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
-/* utime + stime of a process (all threads), seconds; -1 when unreadable. */
-static double cpu_of_pid(int pid)
-{
-	char path[64], buf[2048], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-	int i;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the command may contain spaces */
-	if (p == NULL)
-		return -1;
-	p += 2; /* field 3 */
-	for (i = 3; i < 14 && p; i++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (p == NULL || sscanf(p, "%lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* VmRSS of a process in KiB; -1 when unreadable. */
-static long rss_kib(int pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	}
-	fclose(f);
-	return kib;
+	return n ? (double)v[pct_index(n, p10)] / 1e6 : -1;
 }
 
 /* "Slab:" of /proc/meminfo in KiB (kernel objects: sockets, skbs, dentries...). */
@@ -351,34 +218,10 @@ static void sockstat(long *inuse, long *mem_pages)
 
 /* ---- Tokens: HS256 JWT {sub, exp}, signed with the secret file's contents ---------- */
 
-static void load_secret(void)
-{
-	FILE *f = fopen(B.secret_file, "rb");
-	size_t n;
-
-	if (f == NULL)
-		die("cannot read --secret-file %s: %s", B.secret_file, strerror(errno));
-	n = fread(B.secret, 1, sizeof(B.secret) - 1, f);
-	fclose(f);
-	while (n && (B.secret[n - 1] == '\n' || B.secret[n - 1] == '\r'))
-		n--;
-	B.secret[n] = '\0';
-	B.secret_len = n;
-}
-
 /* A token for user "bench<idx>", valid one hour, minted by the core. malloc'd. */
 static char *make_token(uint32_t idx)
 {
-	struct cable_error err = {0};
-	char claims[128], *tok = NULL;
-	int n;
-
-	n = snprintf(claims, sizeof(claims), "{\"sub\":\"bench%" PRIu32 "\",\"exp\":%lld}", idx,
-	             (long long)time(NULL) + 3600);
-	if (cable_jwt_sign("HS256", NULL, (const unsigned char *)B.secret, B.secret_len, claims,
-	                   (size_t)n, &tok, &err) != CABLE_OK)
-		die("cannot mint a token: %s", err.text);
-	return tok;
+	return mint_token(B.secret, B.secret_len, "bench", idx, (long long)time(NULL) + 3600);
 }
 
 /* ---- MQTT packets (v3.1.1, QoS 0), encoded by hand ------------------------------- */
@@ -456,9 +299,7 @@ static void conn_send(struct conn *c, const void *data, size_t len, bool binary)
 
 	if (c->wsi == NULL || c->state == C_FAILED || c->state == C_CLOSED)
 		return;
-	o = malloc(sizeof(*o) + LWS_PRE + len);
-	if (o == NULL)
-		die("out of memory");
+	o = xmalloc(sizeof(*o) + LWS_PRE + len);
 	o->next = NULL;
 	o->len = len;
 	o->binary = binary;
@@ -505,18 +346,14 @@ static void send_broadcast(struct conn *c, const char *data, size_t len)
 	size_t i, n;
 
 	if (B.proto == P_MQTT) {
-		buf = malloc(len + 64);
-		if (buf == NULL)
-			die("out of memory");
+		buf = xmalloc(len + 64);
 		n = mqtt_publish(buf, TOPIC, data, len);
 		conn_send(c, buf, n, true);
 		free(buf);
 		return;
 	}
 	/* {"command":"message","identifier":"...","data":"<data as a JSON string>"} */
-	esc = malloc(2 * len + 128);
-	if (esc == NULL)
-		die("out of memory");
+	esc = xmalloc(2 * len + 128);
 	p = esc + sprintf(esc, "{\"command\":\"message\",\"identifier\":\"%s\",\"data\":\"",
 	                  IDENTIFIER_ESC);
 	for (i = 0; i < len; i++) {
@@ -670,16 +507,12 @@ static void mqtt_packet(struct conn *c, unsigned char hdr, const unsigned char *
 static void frag_append(struct conn *c, const void *in, size_t len)
 {
 	size_t cap;
-	unsigned char *grown;
 
 	if (c->frag_len + len > c->frag_cap) {
 		cap = c->frag_cap ? c->frag_cap : 512;
 		while (cap < c->frag_len + len)
 			cap *= 2;
-		grown = realloc(c->frag, cap);
-		if (grown == NULL)
-			die("out of memory");
-		c->frag = grown;
+		c->frag = xrealloc(c->frag, cap);
 		c->frag_cap = cap;
 	}
 	memcpy(c->frag + c->frag_len, in, len);
@@ -873,7 +706,6 @@ static void open_conn(struct conn *c, uint32_t idx)
 {
 	struct lws_client_connect_info i;
 	char *tok;
-	size_t n;
 
 	memset(c, 0, sizeof(*c));
 	c->idx = idx;
@@ -881,11 +713,7 @@ static void open_conn(struct conn *c, uint32_t idx)
 	c->counted = true;
 	if (B.secret_file && B.proto != P_MQTT) {
 		tok = make_token(idx);
-		n = strlen(B.path) + strlen(tok) + 8;
-		c->path = malloc(n);
-		if (c->path == NULL)
-			die("out of memory");
-		snprintf(c->path, n, "%s?jid=%s", B.path, tok);
+		c->path = token_path(B.path, tok);
 		free(tok);
 	}
 	memset(&i, 0, sizeof(i));
@@ -977,17 +805,6 @@ static void mqtt_log_connect(struct mosquitto *m, void *obj, int rc)
 		atomic_store(&B.mqtt_pub_connected, 1);
 }
 
-static struct mosquitto *mqtt_client(const char *id)
-{
-	struct mosquitto *m = mosquitto_new(id, true, NULL);
-
-	if (m == NULL)
-		die("mosquitto_new failed");
-	/* Small stamped packets must not wait for Nagle and the broker's delayed ACK. */
-	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
-	return m;
-}
-
 static void publisher_start(void)
 {
 	char id[64];
@@ -998,9 +815,7 @@ static void publisher_start(void)
 	snprintf(id, sizeof(id), "cable-bench-pub-%d", (int)getpid());
 	B.mosq_pub = mqtt_client(id);
 	mosquitto_connect_callback_set(B.mosq_pub, mqtt_log_connect);
-	if (mosquitto_connect(B.mosq_pub, B.host, B.mqtt_port, 60) != MOSQ_ERR_SUCCESS)
-		die("cannot connect to MQTT %s:%d", B.host, B.mqtt_port);
-	mosquitto_loop_start(B.mosq_pub);
+	mqtt_connect_start(B.mosq_pub, B.host, B.mqtt_port, 60);
 	while (!atomic_load(&B.mqtt_pub_connected)) {
 		if (now_ns() > deadline)
 			die("MQTT publisher did not connect");
@@ -1450,9 +1265,7 @@ static int run_perform(void)
 	mosquitto_connect_callback_set(B.mosq_sub, perf_on_connect);
 	mosquitto_subscribe_callback_set(B.mosq_sub, perf_on_subscribe);
 	mosquitto_message_callback_set(B.mosq_sub, perf_on_message);
-	if (mosquitto_connect(B.mosq_sub, B.host, B.mqtt_port, 60) != MOSQ_ERR_SUCCESS)
-		die("cannot connect to MQTT %s:%d", B.host, B.mqtt_port);
-	mosquitto_loop_start(B.mosq_sub);
+	mqtt_connect_start(B.mosq_sub, B.host, B.mqtt_port, 60);
 	while (!atomic_load(&B.mqtt_sub_ready)) {
 		if (now_ns() > deadline)
 			die("MQTT subscriber did not subscribe");
@@ -1560,16 +1373,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-static uint32_t num_arg(const char *s, const char *name)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v > 100000000ul)
-		die("%s: not a number: %s", name, s);
-	return (uint32_t)v;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1599,11 +1402,12 @@ int main(int argc, char **argv)
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct rlimit rl;
+	unsigned long long nofile;
 	size_t k;
 	int o, rc = 2;
 	bool smoke_defaults = false;
 
+	log_init("cable-bench", "  ");
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'S':
@@ -1688,7 +1492,7 @@ int main(int argc, char **argv)
 			B.label = optarg;
 			break;
 		case 'Q':
-			B.quiet = true;
+			log_quiet();
 			break;
 		case 'h':
 			usage(stdout);
@@ -1712,16 +1516,12 @@ int main(int argc, char **argv)
 		die("--window must be below %d", SEQ_RING / 2);
 
 	/* Every descriptor the hard limit allows (20,000 here): one per connection. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	getrlimit(RLIMIT_NOFILE, &rl);
-	if ((uint64_t)B.clients + 64 > rl.rlim_cur && B.mode != M_BROADCAST)
+	nofile = raise_nofile();
+	if ((uint64_t)B.clients + 64 > nofile && B.mode != M_BROADCAST)
 		die("%u connections need more descriptors than nofile %llu allows", B.clients,
-		    (unsigned long long)rl.rlim_cur);
+		    nofile);
 	if (B.secret_file)
-		load_secret();
+		B.secret_len = read_secret(B.secret_file, B.secret, sizeof(B.secret));
 	signal(SIGPIPE, SIG_IGN);
 	mosquitto_lib_init();
 	B.spread_sources = getenv("BENCH_NO_SPREAD") == NULL;

@@ -56,7 +56,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -71,9 +70,8 @@
 #include <unistd.h>
 
 #include <mosquitto.h>
-#include <openssl/evp.h>
 
-#include "cable_jwt.h"
+#include "common.h"
 
 #define NDEV        8          /* MQTT device clients; topic k belongs to device k % NDEV */
 #define MAX_SUBS    4          /* a churning browser's ordinary subscriptions */
@@ -98,7 +96,6 @@ static struct {
 	unsigned fault_mask; /* bit per enum fault */
 	double lat_ratio;
 	long rss_slack_kib;
-	bool quiet;
 } O = {
         .host = "127.0.0.1",
         .path = "/cable",
@@ -131,59 +128,7 @@ static struct {
 
 /* ---- Utilities ------------------------------------------------------------------------ */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 #define MS(x) ((uint64_t)(x)*1000000ull)
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("cable-soak: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(2);
-}
-
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (O.quiet)
-		return;
-	va_start(ap, fmt);
-	fputs("soak: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (p == NULL)
-		die("out of memory");
-	return p;
-}
-
-static void *xrealloc(void *p, size_t size)
-{
-	p = realloc(p, size);
-	if (p == NULL)
-		die("out of memory");
-	return p;
-}
 
 /* xorshift64*: the browser thread's only random source (--seed makes a run repeatable). */
 static uint64_t rng_state;
@@ -218,32 +163,6 @@ static uint64_t rnd_range_ns(uint32_t lo_ms, uint32_t hi_ms)
 	return MS(lo_ms) + (hi_ms > lo_ms ? (uint64_t)rnd_below(hi_ms - lo_ms) * 1000000ull : 0);
 }
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* VmRSS of a process in KiB; -1 when it is gone. */
-static long rss_kib(int pid)
-{
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	}
-	fclose(f);
-	return kib;
-}
-
 /* Open descriptors of a process; -1 when it is gone. */
 static long fd_count(int pid)
 {
@@ -263,83 +182,16 @@ static long fd_count(int pid)
 	return n;
 }
 
-static double cpu_of_pid(int pid)
-{
-	char path[64], buf[2048], *p;
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-	int i;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (p == NULL)
-		return -1;
-	p += 2;
-	for (i = 3; i < 14 && p; i++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	if (p == NULL || sscanf(p, "%lu %lu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double cpu_self_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
-
 static bool broker_alive(void)
 {
 	return kill(O.pid, 0) == 0 || errno == EPERM;
 }
 
-/* ---- Tokens: HS256 JWT {sub, exp} (as cable-bench) ------------------------------------- */
+/* ---- Tokens: HS256 JWT {sub, exp}, minted as cable-bench does (common.c) --------------- */
 
+/* The key from --secret-file, read once in main. */
 static char secret[512];
 static size_t secret_len;
-
-static void load_secret(void)
-{
-	FILE *f = fopen(O.secret_file, "rb");
-	size_t n;
-
-	if (f == NULL)
-		die("cannot read --secret-file %s: %s", O.secret_file, strerror(errno));
-	n = fread(secret, 1, sizeof(secret) - 1, f);
-	fclose(f);
-	while (n && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
-		n--;
-	secret[n] = '\0';
-	secret_len = n;
-}
-
-/* A token for user "soak<idx>", valid for the run plus an hour, minted by the core. */
-static char *make_token(uint32_t idx, long long exp)
-{
-	struct cable_error err = {0};
-	char claims[128], *tok = NULL;
-	int n;
-
-	n = snprintf(claims, sizeof(claims), "{\"sub\":\"soak%" PRIu32 "\",\"exp\":%lld}", idx,
-	             exp);
-	if (cable_jwt_sign("HS256", NULL, (const unsigned char *)secret, secret_len, claims,
-	                   (size_t)n, &tok, &err) != CABLE_OK)
-		die("cannot mint a token: %s", err.text);
-	return tok;
-}
 
 /* ---- Topics and channels (config/channels.example.json) --------------------------------
  *
@@ -521,16 +373,6 @@ static void probe_on_message(struct mosquitto *m, void *obj, const struct mosqui
 	pthread_mutex_unlock(&M.lock);
 }
 
-static struct mosquitto *mqtt_client(const char *id)
-{
-	struct mosquitto *m = mosquitto_new(id, true, NULL);
-
-	if (m == NULL)
-		die("mosquitto_new failed");
-	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
-	return m;
-}
-
 /* Connect the probe and the devices (before any browser socket: libmosquitto's loop uses
  * select(), so its descriptors must stay below FD_SETSIZE). */
 static void mqtt_start(void)
@@ -554,9 +396,7 @@ static void mqtt_start(void)
 	mosquitto_connect_callback_set(M.probe, probe_on_connect);
 	mosquitto_subscribe_callback_set(M.probe, probe_on_subscribe);
 	mosquitto_message_callback_set(M.probe, probe_on_message);
-	if (mosquitto_connect(M.probe, O.host, O.mqtt_port, 30) != MOSQ_ERR_SUCCESS)
-		die("cannot connect to MQTT %s:%d", O.host, O.mqtt_port);
-	mosquitto_loop_start(M.probe);
+	mqtt_connect_start(M.probe, O.host, O.mqtt_port, 30);
 	for (i = 0; i < NDEV; i++) {
 		snprintf(id, sizeof(id), "soak-device-%d-%d", (int)getpid(), i);
 		M.dev[i] = mqtt_client(id);
@@ -634,8 +474,8 @@ static void lat_stats(int ph, size_t from, double *p50, double *p99, double *max
 		return;
 	}
 	qsort(v, n, sizeof(*v), cmp_u32);
-	*p50 = v[n * 50 / 100] / 1000.0;
-	*p99 = v[n * 99 / 100 < n ? n * 99 / 100 : n - 1] / 1000.0;
+	*p50 = v[pct_index(n, 500)] / 1000.0;
+	*p99 = v[pct_index(n, 990)] / 1000.0;
 	*max = v[n - 1] / 1000.0;
 	free(v);
 }
@@ -1674,7 +1514,6 @@ static void browsers_init(long long exp)
 {
 	uint32_t i, j, s;
 	char *tok;
-	size_t n;
 
 	NC = O.healthy + O.clients;
 	C = xcalloc(NC, sizeof(*C));
@@ -1691,10 +1530,9 @@ static void browsers_init(long long exp)
 		c->sub = xcalloc(NCH, 1);
 		c->st = S_DOWN;
 		c->t_next = UINT64_MAX;
-		tok = make_token(i, exp);
-		n = strlen(O.path) + strlen(tok) + 8;
-		c->path = xcalloc(n, 1);
-		snprintf(c->path, n, "%s?jid=%s", O.path, tok);
+		/* User soak<i>, valid for the run plus an hour (main sets exp). */
+		tok = mint_token(secret, secret_len, "soak", i, exp);
+		c->path = token_path(O.path, tok);
 		free(tok);
 		if (c->kind != K_HEALTHY)
 			continue;
@@ -1891,16 +1729,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-static uint32_t num_arg(const char *s, const char *name)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v > 100000000ul)
-		die("%s: not a number: %s", name, s);
-	return (uint32_t)v;
-}
-
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -2046,7 +1874,7 @@ static void parse_args(int argc, char **argv)
 			O.label = optarg;
 			break;
 		case 'Q':
-			O.quiet = true;
+			log_quiet();
 			break;
 		case 'h':
 			usage(stdout);
@@ -2077,23 +1905,20 @@ int main(int argc, char **argv)
 	uint64_t t_soak0, t_soak1, t_end, next_prog, prog_h_msgs = 0;
 	long long *fin, exp;
 	struct metrics m_end, m_soak;
-	struct rlimit rl;
+	unsigned long long nofile;
 	bool alive, round_trip, correct, criteria;
 	uint32_t i;
 	int ph, rc;
 
+	log_init("cable-soak", "soak: ");
 	parse_args(argc, argv);
 	rng_state = O.seed * 0x9E3779B97F4A7C15ull + 1;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	getrlimit(RLIMIT_NOFILE, &rl);
-	if ((uint64_t)O.clients + O.healthy + 64 > rl.rlim_cur)
+	nofile = raise_nofile();
+	if ((uint64_t)O.clients + O.healthy + 64 > nofile)
 		die("%u browsers need more descriptors than nofile %llu", O.clients + O.healthy,
-		    (unsigned long long)rl.rlim_cur);
+		    nofile);
 	signal(SIGPIPE, SIG_IGN);
-	load_secret();
+	secret_len = read_secret(O.secret_file, secret, sizeof(secret));
 	make_topics();
 	if (!broker_alive())
 		die("no broker with pid %d", O.pid);
