@@ -121,6 +121,9 @@ conc() { [ "$1" -ge 5000 ] && echo 500 || echo 200; }
 
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 T0=$(date +%s)
+# A resumed run reports when the measuring started and how long it took in all.
+[ -f "$WORK/start" ] && START=$(cat "$WORK/start") || echo "$START" > "$WORK/start"
+EARLIER=$(cat "$WORK/elapsed" 2> /dev/null || echo 0)
 echo "bench: results in $WORK" >&2
 
 # ---- mosquitto-cable and the MQTT-over-WebSockets peer, one broker --------------------
@@ -149,10 +152,10 @@ if [ "$PROFILE" = 1 ]; then
 	sleep $((BIG >= 5000 ? 7 : 3))
 	perf record -F 1999 -g -t "$gwtid" -o "$WORK/perf.data" -- sleep 4 > /dev/null 2>&1
 	perf report -i "$WORK/perf.data" --stdio --no-children --sort dso 2> /dev/null |
-		grep -E '^ +[0-9]' | head -6 > "$WORK/perf-dso.txt"
+		grep -E '^ +[0-9.]+%' | head -6 > "$WORK/perf-dso.txt"
 	perf report -i "$WORK/perf.data" --stdio --children --sort sym 2> /dev/null |
-		grep -E '^ +[0-9]' | grep -E '__send|__poll|sys_sendto|sys_poll|napi_poll|session_|fanout_|deliver_route|lws_write|lws_service_fd|drain_inbox|cable_' |
-		head -14 > "$WORK/perf-sym.txt"
+		grep -E '^ +[0-9.]+%' | grep -E '__send|__poll|sys_sendto|sys_poll|napi_poll|setsockopt|epoll_ctl|epoll_wait|ev_run|session_|fanout_|deliver_route|lws_write|lws_service_fd|drain_inbox|cable_' |
+		head -18 > "$WORK/perf-sym.txt"
 	sleep 6
 fi
 run bc-cable 1800 --mode broadcast "${cable[@]}" --step-size $((BIG / STEPS)) --steps $STEPS \
@@ -205,7 +208,9 @@ if [ "$RAILS" = 1 ]; then
 	stop_rails
 fi
 T1=$(date +%s)
-echo "bench: measured in $(((T1 - T0) / 60)) min; writing $OUT" >&2
+ELAPSED=$((EARLIER + T1 - T0))
+echo "$ELAPSED" > "$WORK/elapsed"
+echo "bench: measured in $((ELAPSED / 60)) min; writing $OUT" >&2
 
 # ---- The report ----------------------------------------------------------------------
 get() { # label key [match]: the value of key in the RESULT line with this label
@@ -300,7 +305,7 @@ bcline() { # active
 	cat <<- EOF
 		# Benchmarks
 
-		Written by \`make bench\` (bench/run.sh) on $START; the suite took $(((T1 - T0) / 60)) minutes.
+		Written by \`make bench\` (bench/run.sh) on $START; the suite took $((ELAPSED / 60)) minutes.
 		Every figure is printed beside the peers' as a ratio, because absolute times on a
 		shared machine drift: **"×" columns say how many times better mosquitto-cable is**
 		(peer ÷ cable for times, cable ÷ peer for rates; below 1 means the peer is better).
