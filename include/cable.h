@@ -41,6 +41,15 @@ int cable_error_set(struct cable_error *err, int code, const char *fmt, ...)
 /* Name of a status code, e.g. "EINVAL". Never NULL. */
 const char *cable_status_name(int code);
 
+/*
+ * Room for element n of an array of *cap elements of elem bytes: returns the array as it
+ * is when n < *cap, else a larger copy (the capacity doubles, starting at first, and *cap
+ * says the new one). NULL when out of memory or on overflow; then the array and *cap are
+ * unchanged and still valid. Usage: p = cable_grow(v, n, &cap, sizeof(*v), 4); if (p)
+ * v = p;
+ */
+void *cable_grow(void *array, size_t n, size_t *cap, size_t elem, size_t first);
+
 #define CABLE_UNUSED(x)    ((void)(x))
 #define CABLE_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

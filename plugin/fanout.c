@@ -124,16 +124,11 @@ static void route_free_if_empty(struct gw *gw, struct route *r)
 static int route_add(struct route *r, struct sub *sub, size_t link)
 {
 	struct sub **grown;
-	size_t cap;
 
-	if (r->nsubs == r->cap) {
-		cap = r->cap ? r->cap * 2 : 4;
-		grown = realloc(r->subs, cap * sizeof(*grown));
-		if (grown == NULL)
-			return CABLE_ENOMEM;
-		r->subs = grown;
-		r->cap = cap;
-	}
+	grown = cable_grow(r->subs, r->nsubs, &r->cap, sizeof(*grown), 4);
+	if (grown == NULL)
+		return CABLE_ENOMEM;
+	r->subs = grown;
 	sub->links[link].route = r;
 	sub->links[link].slot = r->nsubs;
 	r->subs[r->nsubs++] = sub;
@@ -238,18 +233,14 @@ static struct cable_frame *frame_for(struct gw *gw, struct sub *sub, struct valu
 	struct ident *id = sub->ident;
 	struct ident **grown;
 	const char *value;
-	size_t len, cap;
+	size_t len;
 
 	if (id->seq == gw->seq)
 		return id->frame; /* may be NULL: this identifier cannot carry this message */
-	if (gw->ntouched == gw->touched_cap) {
-		cap = gw->touched_cap ? gw->touched_cap * 2 : 16;
-		grown = realloc(gw->touched, cap * sizeof(*grown));
-		if (grown == NULL)
-			return NULL;
-		gw->touched = grown;
-		gw->touched_cap = cap;
-	}
+	grown = cable_grow(gw->touched, gw->ntouched, &gw->touched_cap, sizeof(*grown), 16);
+	if (grown == NULL)
+		return NULL;
+	gw->touched = grown;
 	cable_frame_unref(id->frame);
 	id->frame = NULL;
 	id->seq = gw->seq;

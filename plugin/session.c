@@ -292,16 +292,11 @@ static int expiry_add(struct session *s)
 {
 	struct gw *gw = s->gw;
 	struct session **grown;
-	size_t cap;
 
-	if (gw->nexpiring == gw->expiring_cap) {
-		cap = gw->expiring_cap ? gw->expiring_cap * 2 : 64;
-		grown = realloc(gw->expiring, cap * sizeof(*grown));
-		if (grown == NULL)
-			return CABLE_ENOMEM;
-		gw->expiring = grown;
-		gw->expiring_cap = cap;
-	}
+	grown = cable_grow(gw->expiring, gw->nexpiring, &gw->expiring_cap, sizeof(*grown), 64);
+	if (grown == NULL)
+		return CABLE_ENOMEM;
+	gw->expiring = grown;
 	expiry_set(gw, gw->nexpiring++, s);
 	expiry_sift(gw, gw->nexpiring - 1);
 	if (s->expiry_slot == 1)

@@ -149,16 +149,11 @@ static int rules_push(struct acl_rules *rs, const char *filter, size_t len, unsi
                       unsigned placeholders)
 {
 	struct acl_rule *r;
-	size_t cap;
 
-	if (rs->n == rs->cap) {
-		cap = rs->cap ? rs->cap * 2 : 4;
-		r = realloc(rs->v, cap * sizeof(*r));
-		if (r == NULL)
-			return CABLE_ENOMEM;
-		rs->v = r;
-		rs->cap = cap;
-	}
+	r = cable_grow(rs->v, rs->n, &rs->cap, sizeof(*r), 4);
+	if (r == NULL)
+		return CABLE_ENOMEM;
+	rs->v = r;
 	r = &rs->v[rs->n];
 	r->filter = malloc(len + 1);
 	if (r->filter == NULL)
@@ -200,16 +195,11 @@ static void blocks_release(struct acl_blocks *bs)
 static int blocks_push(struct acl_blocks *bs, const char *name, size_t len, unsigned line)
 {
 	struct acl_block *b;
-	size_t cap;
 
-	if (bs->n == bs->cap) {
-		cap = bs->cap ? bs->cap * 2 : 4;
-		b = realloc(bs->v, cap * sizeof(*b));
-		if (b == NULL)
-			return CABLE_ENOMEM;
-		bs->v = b;
-		bs->cap = cap;
-	}
+	b = cable_grow(bs->v, bs->n, &bs->cap, sizeof(*b), 4);
+	if (b == NULL)
+		return CABLE_ENOMEM;
+	bs->v = b;
 	b = &bs->v[bs->n];
 	memset(b, 0, sizeof(*b));
 	b->name = malloc(len + 1);

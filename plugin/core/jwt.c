@@ -275,7 +275,6 @@ int cable_keyset_add(struct cable_keyset *ks, const char *kid, const char *alg_n
 	const struct jwt_alg *alg;
 	struct jwt_key k = {0};
 	struct jwt_key *grown;
-	size_t cap;
 	int rc;
 
 	if (err)
@@ -330,16 +329,12 @@ int cable_keyset_add(struct cable_keyset *ks, const char *kid, const char *alg_n
 			goto fail;
 		}
 	}
-	if (ks->count == ks->cap) {
-		cap = ks->cap ? ks->cap * 2 : 4;
-		grown = realloc(ks->keys, cap * sizeof(*grown));
-		if (grown == NULL) {
-			rc = cable_error_set(err, CABLE_ENOMEM, "out of memory");
-			goto fail;
-		}
-		ks->keys = grown;
-		ks->cap = cap;
+	grown = cable_grow(ks->keys, ks->count, &ks->cap, sizeof(*grown), 4);
+	if (grown == NULL) {
+		rc = cable_error_set(err, CABLE_ENOMEM, "out of memory");
+		goto fail;
 	}
+	ks->keys = grown;
 	ks->keys[ks->count++] = k;
 	ERR_pop_to_mark();
 	return CABLE_OK;
