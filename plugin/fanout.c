@@ -20,6 +20,7 @@
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
 {
 	struct ident *id;
+	bool added;
 
 	HASH_FIND(hh, gw->idents, raw, len, id);
 	if (id) {
@@ -41,7 +42,13 @@ struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
 	id->raw[len] = '\0';
 	id->raw_len = len;
 	id->refs = 1;
-	HASH_ADD_KEYPTR(hh, gw->idents, id->raw, id->raw_len, id);
+	GW_HASH_ADD(gw->idents, id->raw, id->raw_len, id, added);
+	if (!added) {
+		free(id->raw);
+		free(id->json);
+		free(id);
+		return NULL;
+	}
 	return id;
 }
 
@@ -82,6 +89,7 @@ static struct route *route_get(struct gw *gw, const char *filter)
 	size_t len = strlen(filter);
 	bool wildcard = cable_topic_has_wildcard(filter, len);
 	struct route *r;
+	bool added;
 
 	r = route_find(gw, filter, len, wildcard);
 	if (r)
@@ -98,7 +106,11 @@ static struct route *route_get(struct gw *gw, const char *filter)
 			gw->wild->wprev = r;
 		gw->wild = r;
 	} else {
-		HASH_ADD_KEYPTR(hh, gw->exact, r->filter, r->len, r);
+		GW_HASH_ADD(gw->exact, r->filter, r->len, r, added);
+		if (!added) {
+			free(r);
+			return NULL;
+		}
 	}
 	return r;
 }

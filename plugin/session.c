@@ -424,6 +424,7 @@ static size_t counter_add(struct counter **table, const char *key, int delta)
 {
 	struct counter *c;
 	size_t len = strlen(key);
+	bool added;
 
 	HASH_FIND(hh, *table, key, len, c);
 	if (c == NULL) {
@@ -433,7 +434,11 @@ static size_t counter_add(struct counter **table, const char *key, int delta)
 		if (c == NULL)
 			return SIZE_MAX; /* out of memory counts as over the limit */
 		memcpy(c->key, key, len + 1);
-		HASH_ADD_KEYPTR(hh, *table, c->key, len, c);
+		GW_HASH_ADD(*table, c->key, len, c, added);
+		if (!added) {
+			free(c);
+			return SIZE_MAX;
+		}
 	}
 	c->n = delta < 0 ? c->n - 1 : c->n + 1;
 	if (c->n == 0) {
@@ -621,7 +626,7 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	struct cable_error err = {0};
 	struct cable_binding *b = NULL;
 	struct sub *sub;
-	bool each;
+	bool each, added;
 	int rc;
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
@@ -663,7 +668,12 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		free(sub);
 		goto nomem;
 	}
-	HASH_ADD_KEYPTR(hh, s->subs, sub->ident->raw, sub->ident->raw_len, sub);
+	GW_HASH_ADD(s->subs, sub->ident->raw, sub->ident->raw_len, sub, added);
+	if (!added) {
+		sub_free(s->gw, sub); /* the binding with it */
+		b = NULL;
+		goto nomem;
+	}
 	s->nsubs++;
 	s->gw->stats.subscriptions++;
 	s->gw->stats.subscribes++;
