@@ -121,6 +121,9 @@ void cable_chanmap_free(struct cable_chanmap *map); /* accepts NULL */
 /* Does the map have a generic channel (one the ACL alone governs)? */
 bool cable_chanmap_has_generic(const struct cable_chanmap *map);
 
+/* Does any channel use a {claim.NAME} placeholder (so bind needs the token's claims)? */
+bool cable_chanmap_uses_claims(const struct cable_chanmap *map);
+
 /*
  * Resolve a subscription identifier (the raw identifier string the client sent,
  * itself JSON such as {"channel":"ActuatorChannel","id":"42"}) for a principal.

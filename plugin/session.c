@@ -411,6 +411,15 @@ static int authenticate(struct session *s)
 		                                                           : AUTH_INVALID]++;
 		return rc;
 	}
+	/*
+	 * The claim set is kept for {claim.NAME} placeholders only: a jansson object per
+	 * connection is about 400 bytes. (After a reload that adds such placeholders, a
+	 * connection opened before it must reconnect to use them; tokens are short-lived.)
+	 */
+	if (!cable_chanmap_uses_claims(rules->chanmap)) {
+		json_decref(s->who.claims);
+		s->who.claims = NULL;
+	}
 	if (s->who.exp && expiry_add(s) != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_WARNING, "connection %s (%s) refused: out of memory", s->sid,
 		       s->peer);

@@ -1230,6 +1230,17 @@ bool cable_chanmap_has_generic(const struct cable_chanmap *map)
 	return false;
 }
 
+bool cable_chanmap_uses_claims(const struct cable_chanmap *map)
+{
+	size_t i;
+
+	for (i = 0; i < map->nchannels; i++) {
+		if (map->channels[i].nclaims)
+			return true;
+	}
+	return false;
+}
+
 void cable_binding_free(struct cable_binding *b)
 {
 	size_t i;

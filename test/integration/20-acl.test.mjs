@@ -255,3 +255,51 @@ describe('a wildcard stream partly denied, and $ topics (fixtures/acl-partial.ac
     assert.equal(m.text, 'ok');
   });
 });
+
+// {claim.NAME}: the topic comes from a claim of the signed token. The gateway keeps a
+// connection's claims only when some channel uses such a placeholder; here one does.
+describe('a channel keyed by a token claim ({claim.tenant})', () => {
+  const ctx = useBroker({
+    files: {
+      'channels.json': JSON.stringify({
+        channels: {
+          TenantChannel: {
+            params: { id: { type: 'integer' } },
+            streams: ['tenants/{claim.tenant}/actuators/{id}/state'],
+            actions: { speak: { topic: 'tenants/{claim.tenant}/actuators/{id}/cmd', payload: 'data' } },
+          },
+        },
+      }),
+    },
+    pluginOpts: { channels_file: '$DIR/channels.json' },
+  });
+  const tenant = (id) => ({ channel: 'TenantChannel', id });
+
+  test('each browser gets its own tenant\'s topics and publishes only there', async () => {
+    const b = ctx.broker;
+    const acme = createCable(b.urlFor(b.mint('alice', { claims: { tenant: 'acme' } })));
+    const globex = createCable(b.urlFor(b.mint('bob', { claims: { tenant: 'globex' } })));
+    const a = acme.subscribe(tenant(7));
+    const g = globex.subscribe(tenant(7));
+    await Promise.all([a.confirmed(), g.confirmed()]);
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.subscribe('tenants/+/actuators/7/cmd');
+    await dev.publish('tenants/globex/actuators/7/state', '"g"');
+    await dev.publish('tenants/acme/actuators/7/state', '"a"');
+    assert.equal(await a.next(), 'a');
+    assert.equal(await g.next(), 'g');
+    await a.expectNone(300);
+    a.perform('speak', { on: true });
+    const m = await dev.next();
+    assert.equal(m.topic, 'tenants/acme/actuators/7/cmd');
+    assert.equal(m.text, '{"on":true}');
+  });
+
+  test('a token without the claim cannot bind the channel', async () => {
+    const b = ctx.broker;
+    const c = await rawConnect(b.urlFor(b.mint('carol')));
+    await c.welcome();
+    const f = await c.subscribeAndWait(JSON.stringify(tenant(7)));
+    assert.equal(f.json.type, 'reject_subscription');
+  });
+});

@@ -611,6 +611,7 @@ static void test_bind_claims(void)
 	                     "{'tenant': 'acme', 'org': 1.5}"};
 	size_t i;
 
+	ASSERT(cable_chanmap_uses_claims(map));
 	who.user = "alice";
 	who.claims = json_loads(q("{'tenant': 'acme', 'org': 42}"), 0, NULL);
 	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, "sid", &b, &err));
@@ -650,6 +651,7 @@ static void test_bind_generic(void)
 	};
 	size_t i;
 
+	ASSERT(!cable_chanmap_uses_claims(map)); /* {user} and {id}, no {claim.*} */
 	b = bind_ok(map, q("{'channel': 'TopicChannel', 'topic': 'sites/7/+/temp/#'}"));
 	ASSERT_STR_EQ(cable_binding_channel(b), "TopicChannel");
 	ASSERT_EQ(cable_binding_stream_count(b), 1);
