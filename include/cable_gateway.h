@@ -46,6 +46,7 @@ struct cable_gateway_config {
 	unsigned max_header_size;   /* bytes of HTTP headers accepted (cookies!) */
 	size_t socket_send_buffer;  /* SO_SNDBUF per browser socket; 0 = kernel autotuning */
 	bool poll_loop;             /* lws' own poll() loop instead of epoll (libev) */
+	size_t receive_buffer;      /* lws' per-connection receive buffer, in bytes */
 	const char *tls_cert;       /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;

@@ -56,6 +56,7 @@ static const struct opt_spec opt_specs[] = {
         {"max_header_size", OPT_UINT, OFF(gw.max_header_size), 1024, 65535},
         {"socket_send_buffer", OPT_SIZE, OFF(gw.socket_send_buffer), 0, 64 * 1024 * 1024},
         {"event_loop", OPT_CHOICE, OFF(gw.poll_loop), CHOICE_EVENT_LOOP, 0},
+        {"receive_buffer", OPT_SIZE, OFF(gw.receive_buffer), 128, 65536},
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
         {"tls_ca_file", OPT_STRING, OFF(gw.tls_ca), 0, 0},
@@ -93,6 +94,7 @@ static void set_defaults(struct cable_options *o)
 	o->gw.metrics_interval = 10;
 	o->gw.handshake_timeout = 10;
 	o->gw.socket_send_buffer = 256 * 1024;
+	o->gw.receive_buffer = 512;
 	o->gw.max_header_size = 16384; /* lws' 4096 is too small for real Rails cookies */
 	o->gw.max_connections = 10000;
 	o->gw.max_per_ip = 0; /* behind a reverse proxy every browser has its address */

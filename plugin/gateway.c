@@ -433,10 +433,11 @@ static int callback_unsupported(struct lws *wsi, enum lws_callback_reasons reaso
 
 static const struct lws_protocols protocols[] = {
         /*
-         * rx_buffer_size: lws allocates it for every connection; commands are small and
-         * session_receive() reassembles larger ones, so 1 KiB saves 3 KiB per browser.
+         * rx_buffer_size (set from plugin_opt_receive_buffer in start()): lws allocates it
+         * for every connection and reads at most that much from a socket per turn of the
+         * loop; session_receive() reassembles larger messages.
          */
-        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 1024, 0, NULL, 0},
+        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 0, 0, NULL, 0},
         {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -643,7 +644,10 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	memset(&info, 0, sizeof(info));
 	info.port = gw->cfg.port;
 	info.iface = gw->cfg.address;
-	info.protocols = protocols;
+	_Static_assert(sizeof(gw->protocols) == sizeof(protocols), "gw->protocols");
+	memcpy(gw->protocols, protocols, sizeof(protocols));
+	gw->protocols[0].rx_buffer_size = gw->cfg.receive_buffer;
+	info.protocols = gw->protocols;
 	info.user = gw;
 	info.uid = -1;
 	info.gid = -1;

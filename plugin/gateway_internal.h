@@ -90,15 +90,15 @@ struct sub {
 	struct session *session;
 	struct ident *ident;
 	struct cable_binding *binding;
-	enum cable_deliver deliver;
 	uint64_t seq; /* last message delivered: a message matching two streams goes once */
+	enum cable_deliver deliver;
 	/*
 	 * The ACL allows some but not all topics under a stream filter (PARTIAL): each
 	 * delivery is checked, with the last answer cached (devices repeat topics).
 	 */
 	bool acl_each;
-	char *acl_topic;
 	bool acl_topic_ok;
+	char *acl_topic;
 	size_t nlinks;
 	struct sub_link *links;
 };
@@ -118,41 +118,47 @@ struct deferred {
 };
 
 /* Per WebSocket; this is libwebsockets' zeroed per-session data. */
+/*
+ * One per connection (lws' user_space), so kept small: counts are 32-bit (their
+ * bounds are far below that: plugin_opt_max_subscriptions, max_message_size, the
+ * ring's bytes over plugin_opt_max_outbound_bytes) and the flags sit together.
+ */
 struct session {
 	struct lws *wsi;
 	struct gw *gw;
 	struct session *prev, *next; /* gw->sessions */
-	char sid[CABLE_SID_LEN + 1];
 	struct cable_principal who;
+	struct sub *subs;
+
+	/* Outbound frames, a ring that grows on demand (nothing allocated up front). */
+	struct cable_frame **ring;
+	size_t out_bytes;
+	uint32_t ring_cap, ring_head, ring_count;
+
+	uint32_t nsubs;
+	uint32_t expiry_slot; /* 1 + index in gw->expiring, 0 when not there */
+
+	/* Inbound message reassembly (a message that lws hands over in pieces). */
+	uint32_t rx_len, rx_cap;
+	char *rx;
+
+	/* Backpressure: a publish the broker queue refused, and what arrived after it. */
+	struct cable_msg *pending;
+	struct deferred *deferred_head, *deferred_tail;
+	struct session *paused_next;
+	uint32_t ndeferred;
+
+	uint16_t close_code;
 	bool active;      /* authenticated and welcomed */
 	bool closing;     /* disconnect queued: read nothing more, close once written */
 	bool lingering;   /* disconnect written; waiting for the client to close */
 	bool unsupported; /* the client chose actioncable-unsupported */
 	bool counted_ip, counted_user; /* included in gw->per_ip / gw->per_user */
-	uint16_t close_code;
-	char peer[64];
-	struct sub *subs;
-	size_t nsubs;
-
-	/* Outbound frames, a ring that grows on demand (nothing allocated up front). */
-	struct cable_frame **ring;
-	size_t ring_cap, ring_head, ring_count;
-	size_t out_bytes;
-
-	/* Inbound message reassembly. */
-	char *rx;
-	size_t rx_len, rx_cap;
 	bool rx_binary;
 	bool rx_overflow;
-
-	/* Backpressure: a publish the broker queue refused, and what arrived after it. */
-	struct cable_msg *pending;
-	struct deferred *deferred_head, *deferred_tail;
-	size_t ndeferred;
-	struct session *paused_next;
 	bool paused;
-
-	size_t expiry_slot; /* 1 + index in gw->expiring, 0 when not there */
+	char sid[CABLE_SID_LEN + 1];
+	char peer[48]; /* the client's address as text (INET6_ADDRSTRLEN is 46) */
 };
 
 enum auth_failure { AUTH_NO_TOKEN, AUTH_EXPIRED, AUTH_BAD_SIGNATURE, AUTH_INVALID, AUTH_NREASONS };
@@ -181,8 +187,9 @@ struct gw_stats {
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
 	char *strings[11];
-	struct cable_origins *origins;   /* NULL: no Origin check */
-	struct lws_http_mount mounts[3]; /* /health, /metrics, and the static directory if any */
+	struct cable_origins *origins;     /* NULL: no Origin check */
+	struct lws_http_mount mounts[3];   /* /health, /metrics, and the static directory if any */
+	struct lws_protocols protocols[3]; /* gateway.c's, with plugin_opt_receive_buffer */
 	struct cable_link *link;
 	struct cable_rules *rules;
 	struct lws_context *ctx;
