@@ -22,7 +22,7 @@
 #define MAX_DEFERRED 64 /* commands buffered behind a paused publish before we give up */
 #define SLOW_GRACE   16 /* see session_send */
 #define LINGER_US    (300 * LWS_US_PER_MS) /* see session_writeable */
-#define DEAD_PEER_MS 30000                 /* see session_open */
+#define DEAD_PEER_MS (300 * 1000)          /* see session_open */
 
 /* ---- Outbound ---------------------------------------------------------------------- */
 
@@ -519,7 +519,11 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 	/*
 	 * A browser that vanished without a FIN or RST (a laptop lid, a dropped network)
 	 * stops acknowledging the pings: after DEAD_PEER_MS of unacknowledged data the
-	 * kernel ends the connection, and lws closes it.
+	 * kernel ends the connection, and lws closes it. The same clock runs while a
+	 * browser that stopped reading keeps its window shut, and ending the connection
+	 * discards the too_slow disconnect still queued for it; so it is as long as lws'
+	 * own validity hang-up it replaces (310 s), not short (the soak's 90 s stalls must
+	 * still read why they were dropped).
 	 */
 	unsigned int dead_ms = DEAD_PEER_MS;
 
