@@ -431,13 +431,21 @@ static int callback_unsupported(struct lws *wsi, enum lws_callback_reasons reaso
 	return 0;
 }
 
+/*
+ * lws caps every send() at tx_packet_size, or at rx_buffer_size when that is 0: a frame
+ * larger than the receive buffer would leave in pieces, one per turn of the loop. Frames
+ * go out whole instead (the kernel takes what fits; lws keeps the rest).
+ */
+#define TX_PACKET_SIZE (1024 * 1024)
+
 static const struct lws_protocols protocols[] = {
         /*
          * rx_buffer_size (set from plugin_opt_receive_buffer in start()): lws allocates it
          * for every connection and reads at most that much from a socket per turn of the
          * loop; session_receive() reassembles larger messages.
          */
-        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 0, 0, NULL, 0},
+        {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 0, 0, NULL,
+         TX_PACKET_SIZE},
         {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };

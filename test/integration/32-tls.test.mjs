@@ -105,6 +105,25 @@ describe('wss:// with a test CA', () => {
     assert.equal((await dev.next()).text, '{"user":"alice","message":"over tls"}');
   });
 
+  // Frames go to the socket whole (not in receive-buffer-sized pieces), so a large one
+  // is a large SSL_write that the kernel may take in parts; lws finishes it later.
+  test('large frames and a burst of them arrive whole and in order over wss', async () => {
+    const b = ctx.broker;
+    const c = await wssConnect(wss('127.0.0.1', b.mint('alice')), { ca: CA });
+    await c.welcome();
+    const id = actuatorId(42);
+    assert.equal((await c.subscribeAndWait(id)).json.type, 'confirm_subscription');
+    const dev = await mqttConnect(b.mqttUrl);
+    const big = (i, n) => JSON.stringify({ i, pad: String(i % 10).repeat(n) });
+    await dev.publish('actuators/42/state', big(0, 200_000));
+    for (let i = 1; i <= 25; i++) dev.publish('actuators/42/state', big(i, 16_000));
+    for (let i = 0; i <= 25; i++) {
+      const f = await c.waitFor(isMessageFor(id), 10_000, `message ${i}`);
+      assert.equal(f.json.message.i, i);
+      assert.equal(f.json.message.pad, String(i % 10).repeat(i ? 16_000 : 200_000));
+    }
+  });
+
   test('the certificate also verifies for wss://localhost', async () => {
     const b = ctx.broker;
     const c = await wssConnect(wss('localhost', b.mint('alice')), { ca: CA });
