@@ -488,6 +488,9 @@ static void *gateway_main(void *arg)
  */
 #define KICK_MAX_US (100 * LWS_US_PER_MS)
 
+#define KICK_MAX ((ev_tstamp)KICK_MAX_US / LWS_US_PER_SEC)
+
+/* The kick: after firing it repeats every KICK_MAX until gw_kick brings it forward. */
 static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct gw *gw = w->data;
@@ -495,23 +498,19 @@ static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	lws_cancel_service(gw->ctx);
-	ev_timer_set(w, (ev_tstamp)KICK_MAX_US / LWS_US_PER_SEC, 0.);
-	ev_timer_start(gw->loop, w);
 }
 
-/* Gateway thread (and the broker thread in start(), before the gateway thread runs). */
+/* Gateway thread. */
 void gw_kick(struct gw *gw, lws_usec_t us)
 {
 	ev_tstamp after = (ev_tstamp)us / LWS_US_PER_SEC;
 
 	if (gw->loop == NULL)
 		return; /* lws' own loop has no such problem */
-	if (ev_is_active(&gw->kick)) {
-		if (ev_timer_remaining(gw->loop, &gw->kick) <= after)
-			return;
-		ev_timer_stop(gw->loop, &gw->kick);
-	}
-	ev_timer_set(&gw->kick, after, 0.);
+	if (ev_is_active(&gw->kick) && ev_timer_remaining(gw->loop, &gw->kick) <= after)
+		return;
+	ev_timer_stop(gw->loop, &gw->kick);
+	ev_timer_set(&gw->kick, after, KICK_MAX);
 	ev_timer_start(gw->loop, &gw->kick);
 }
 
@@ -547,8 +546,7 @@ static int event_loop_open(struct gw *gw, char *err, size_t errlen)
 	if (gw->evlib == NULL) {
 		snprintf(err, errlen,
 		         "plugin_opt_event_loop epoll needs %s (Debian: libwebsockets-evlib-ev): "
-		         "%s; "
-		         "or set plugin_opt_event_loop poll",
+		         "%s; or set plugin_opt_event_loop poll",
 		         EVLIB_FILE, dlerror());
 		return CABLE_EINVAL;
 	}
@@ -559,7 +557,7 @@ static int event_loop_open(struct gw *gw, char *err, size_t errlen)
 		return CABLE_EINVAL;
 	}
 	gw->loops[0] = gw->loop;
-	ev_timer_init(&gw->kick, kick_cb, (ev_tstamp)KICK_MAX_US / LWS_US_PER_SEC, 0.);
+	ev_timer_init(&gw->kick, kick_cb, KICK_MAX, KICK_MAX);
 	gw->kick.data = gw;
 	ev_timer_start(gw->loop, &gw->kick);
 	return CABLE_OK;

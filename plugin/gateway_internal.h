@@ -22,12 +22,6 @@
 #include <ev.h>
 #include <libwebsockets.h>
 /*
- * Every connection with a subscription has its own uthash table (session->subs), and
- * uthash starts a table at 32 buckets: 512 bytes per connection, an eighth of its
- * memory, for the one to few subscriptions a browser usually has. Tables start at 4
- * buckets and double as they fill, as before.
- */
-/*
  * uthash calls exit() when it cannot allocate, which would take the broker down with
  * the plugin. With HASH_NONFATAL_OOM it leaves the element out instead. The only
  * allocation an add can fail is a table's first (a failed growth keeps the table as it
@@ -35,6 +29,12 @@
  */
 #define HASH_NONFATAL_OOM 1
 #include <uthash.h>
+/*
+ * Every connection with a subscription has its own uthash table (session->subs), and
+ * uthash starts a table at 32 buckets: 512 bytes per connection, an eighth of its
+ * memory, for the one to few subscriptions a browser usually has. Tables start at 4
+ * buckets and double as they fill, as before. (uthash.h defines these unconditionally.)
+ */
 #undef HASH_INITIAL_NUM_BUCKETS
 #undef HASH_INITIAL_NUM_BUCKETS_LOG2
 #define HASH_INITIAL_NUM_BUCKETS      4U
@@ -117,10 +117,9 @@ struct deferred {
 	char buf[];
 };
 
-/* Per WebSocket; this is libwebsockets' zeroed per-session data. */
 /*
- * One per connection (lws' user_space), so kept small: counts are 32-bit (their
- * bounds are far below that: plugin_opt_max_subscriptions, max_message_size, the
+ * One per WebSocket, libwebsockets' zeroed per-session data (user_space), so kept small: counts are
+ * 32-bit (their bounds are far below that: plugin_opt_max_subscriptions, max_message_size, the
  * ring's bytes over plugin_opt_max_outbound_bytes) and the flags sit together.
  */
 struct session {

@@ -273,19 +273,18 @@ static void expiry_arm(struct gw *gw)
 	gw_schedule(gw, &gw->expiry_sul, expiry_fire, (lws_usec_t)left * LWS_US_PER_SEC + 1);
 }
 
-static void expiry_remove(struct session *s)
+/* Take s out of the heap; true if it was the root (the caller re-arms the timer). */
+static bool expiry_remove(struct session *s)
 {
 	struct gw *gw = s->gw;
 	size_t i = s->expiry_slot - 1;
-	bool root = i == 0;
 
 	s->expiry_slot = 0;
 	if (--gw->nexpiring > i) {
 		gw->expiring[i] = gw->expiring[gw->nexpiring];
 		expiry_sift(gw, i);
 	}
-	if (root)
-		expiry_arm(gw);
+	return i == 0;
 }
 
 static int expiry_add(struct session *s)
@@ -311,6 +310,7 @@ static void expiry_fire(lws_sorted_usec_list_t *sul)
 	long long now = (long long)time(NULL);
 	struct session *s;
 
+	/* Many tokens can share one exp (minted together): the timer is re-armed once. */
 	while (gw->nexpiring && gw->expiring[0]->who.exp <= now) {
 		s = gw->expiring[0];
 		expiry_remove(s);
@@ -892,6 +892,15 @@ void session_resume(struct session *s)
 
 /* ---- Inbound ----------------------------------------------------------------------- */
 
+/* A whole command: handled now, or kept in order behind a paused publish. */
+static void dispatch_command(struct session *s, const char *buf, size_t len)
+{
+	if (s->paused)
+		defer_command(s, buf, len);
+	else
+		handle_command(s, buf, len);
+}
+
 void session_receive(struct session *s, const void *in, size_t len)
 {
 	char *grown;
@@ -915,10 +924,7 @@ void session_receive(struct session *s, const void *in, size_t len)
 	}
 	if (final && s->rx_len == 0 && len <= s->gw->cfg.max_message) {
 		/* A whole message in one piece, the usual case: no copy, no buffer kept. */
-		if (s->paused)
-			defer_command(s, in, len);
-		else
-			handle_command(s, in, len);
+		dispatch_command(s, in, len);
 		return;
 	}
 	if (s->rx_len + len > s->gw->cfg.max_message) {
@@ -946,10 +952,7 @@ void session_receive(struct session *s, const void *in, size_t len)
 	s->rx_len += len;
 	if (!final)
 		return;
-	if (s->paused)
-		defer_command(s, s->rx, s->rx_len);
-	else
-		handle_command(s, s->rx, s->rx_len);
+	dispatch_command(s, s->rx, s->rx_len);
 	s->rx_len = 0;
 	/* Give back a large buffer once a large message has been handled. */
 	if (s->rx_cap > 4096) {
@@ -974,8 +977,8 @@ void session_closed(struct session *s)
 	{
 		sub_remove(s, sub);
 	}
-	if (s->expiry_slot)
-		expiry_remove(s);
+	if (s->expiry_slot && expiry_remove(s))
+		expiry_arm(gw);
 	if (s->paused) {
 		for (pp = &gw->paused; *pp; pp = &(*pp)->paused_next) {
 			if (*pp == s) {
