@@ -2,7 +2,8 @@
  * The subscription index and fan-out. Gateway thread only.
  *
  * A message is matched against routes: exact topics by hash, filters with wildcards
- * by a scan of the (usually short) wildcard list. For each subscriber the frame
+ * in a topic tree (cable_tree.h), so a message costs nothing for the wildcard filters
+ * it does not match. For each subscriber the frame
  * {"identifier":...,"message":...} is encoded once per distinct identifier and
  * shared, by reference, by every connection that has that identifier: the cost per
  * receiver is a pointer push, whatever the payload size.
@@ -13,6 +14,7 @@
 #include "cable_clock.h"
 #include "cable_proto.h"
 #include "cable_topic.h"
+#include "cable_tree.h"
 #include "gateway_internal.h"
 
 /* ---- Interned identifiers --------------------------------------------------------- */
@@ -73,15 +75,10 @@ static struct route *route_find(struct gw *gw, const char *filter, size_t len, b
 {
 	struct route *r;
 
-	if (!wildcard) {
-		HASH_FIND(hh, gw->exact, filter, len, r);
-		return r;
-	}
-	for (r = gw->wild; r; r = r->wnext) {
-		if (r->len == len && memcmp(r->filter, filter, len) == 0)
-			return r;
-	}
-	return NULL;
+	if (wildcard)
+		return gw->wild ? cable_tree_get(gw->wild, filter, len) : NULL;
+	HASH_FIND(hh, gw->exact, filter, len, r);
+	return r;
 }
 
 static struct route *route_get(struct gw *gw, const char *filter)
@@ -101,10 +98,13 @@ static struct route *route_get(struct gw *gw, const char *filter)
 	r->len = len;
 	r->wildcard = wildcard;
 	if (wildcard) {
-		r->wnext = gw->wild;
-		if (gw->wild)
-			gw->wild->wprev = r;
-		gw->wild = r;
+		if (gw->wild == NULL)
+			gw->wild = cable_tree_new();
+		if (gw->wild == NULL ||
+		    cable_tree_put(gw->wild, r->filter, r->len, r) != CABLE_OK) {
+			free(r);
+			return NULL;
+		}
 	} else {
 		GW_HASH_ADD(gw->exact, r->filter, r->len, r, added);
 		if (!added) {
@@ -115,22 +115,23 @@ static struct route *route_get(struct gw *gw, const char *filter)
 	return r;
 }
 
+static void route_free(void *route)
+{
+	struct route *r = route;
+
+	free(r->subs);
+	free(r);
+}
+
 static void route_free_if_empty(struct gw *gw, struct route *r)
 {
 	if (r->nsubs > 0)
 		return;
-	if (r->wildcard) {
-		if (r->wprev)
-			r->wprev->wnext = r->wnext;
-		else
-			gw->wild = r->wnext;
-		if (r->wnext)
-			r->wnext->wprev = r->wprev;
-	} else {
+	if (r->wildcard)
+		cable_tree_del(gw->wild, r->filter, r->len);
+	else
 		HASH_DELETE(hh, gw->exact, r);
-	}
-	free(r->subs);
-	free(r);
+	route_free(r);
 }
 
 static int route_add(struct route *r, struct sub *sub, size_t link)
@@ -286,10 +287,23 @@ static void deliver_route(struct gw *gw, struct route *r, struct values *v)
 	}
 }
 
+struct dispatch {
+	struct gw *gw;
+	struct values *v;
+};
+
+static void deliver_wild(void *route, void *arg)
+{
+	struct dispatch *d = arg;
+
+	deliver_route(d->gw, route, d->v);
+}
+
 void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 {
 	struct values v = {.m = m};
-	struct route *r, *next;
+	struct dispatch d = {gw, &v};
+	struct route *r;
 	size_t i;
 
 	gw->seq++;
@@ -298,15 +312,12 @@ void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 	if (r)
 		deliver_route(gw, r, &v);
 	/*
-	 * session_send may close a slow session, which unsubscribes it and can free a route,
-	 * so take the next pointer first. A closing session's subscriptions stay in place
-	 * until lws reports it closed, so the current route is still valid here.
+	 * The tree must not change while it is walked. session_send may close a slow session,
+	 * but a closing session's subscriptions stay in place until lws reports it closed,
+	 * outside this call, so no route is added or freed here.
 	 */
-	for (r = gw->wild; r; r = next) {
-		next = r->wnext;
-		if (cable_topic_matches(r->filter, r->len, m->topic, m->topic_len))
-			deliver_route(gw, r, &v);
-	}
+	if (gw->wild)
+		cable_tree_match(gw->wild, m->topic, m->topic_len, deliver_wild, &d);
 	/* Frames are cached only for the duration of one dispatch. */
 	for (i = 0; i < gw->ntouched; i++) {
 		cable_frame_unref(gw->touched[i]->frame);
@@ -328,15 +339,10 @@ void fanout_release(struct gw *gw)
 	HASH_ITER(hh, gw->exact, r, tmp)
 	{
 		HASH_DELETE(hh, gw->exact, r);
-		free(r->subs);
-		free(r);
+		route_free(r);
 	}
-	while (gw->wild) {
-		r = gw->wild;
-		gw->wild = r->wnext;
-		free(r->subs);
-		free(r);
-	}
+	cable_tree_free(gw->wild, route_free);
+	gw->wild = NULL;
 	free(gw->touched);
 	gw->touched = NULL;
 	HASH_ITER(hh, gw->idents, id, itmp)

@@ -5,7 +5,7 @@
  * Ownership in one picture:
  *   struct gw  --owns--> sessions (lws per-session data, lifetime = the WebSocket)
  *              --owns--> routes (one per distinct stream topic/filter), in `exact`
- *                        (hash by topic) or `wild` (list of filters with + or #)
+ *                        (hash by topic) or `wild` (a topic tree of filters with + or #)
  *              --owns--> idents (interned identifier strings, reference counted)
  *   struct session --owns--> subs (hash by identifier), outbound frame ring
  *   struct sub --refers to--> its ident and the routes of its streams; each route
@@ -54,6 +54,7 @@
 #include "cable_principal.h"
 #include "cable_queue.h"
 #include "cable_rules.h"
+#include "cable_tree.h"
 
 #define CABLE_SID_LEN 16
 
@@ -71,8 +72,7 @@ struct ident {
 
 /* Everything subscribed to one stream topic or filter. */
 struct route {
-	UT_hash_handle hh;           /* in gw->exact (topics) */
-	struct route *wprev, *wnext; /* in gw->wild (filters with wildcards) */
+	UT_hash_handle hh; /* in gw->exact (topics); filters with wildcards are in gw->wild */
 	bool wildcard;
 	struct sub **subs; /* unordered; subs[i]->links[..].slot == i */
 	size_t nsubs, cap;
@@ -212,7 +212,7 @@ struct gw {
 	struct counter *per_ip, *per_user;
 
 	struct route *exact;
-	struct route *wild;
+	struct cable_tree *wild; /* NULL until the first wildcard route */
 	struct ident *idents;
 	uint64_t seq;
 	struct ident **touched; /* idents whose frame cache the current dispatch filled */
