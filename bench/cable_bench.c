@@ -102,6 +102,7 @@ static struct {
 	uint32_t window;
 	uint32_t connect_conc;
 	uint32_t idle_s;
+	uint32_t decoy_subs; /* idle: wildcard decoy subscriptions per connection */
 	int server_pid;
 	const char *secret_file;
 	char secret[512];
@@ -323,13 +324,35 @@ static void conn_free_queue(struct conn *c)
 	c->oq_tail = NULL;
 }
 
+/*
+ * --decoy-subs K: K subscriptions to SensorChannel, each its own wildcard stream
+ * sites/d<conn>-<k>/sensors/#, which no benchmark message matches. They make the
+ * server's index large without adding recipients.
+ */
+static void send_decoy_subscribes(struct conn *c)
+{
+	char cmd[192];
+	uint32_t k;
+	int n;
+
+	for (k = 0; k < B.decoy_subs; k++) {
+		n = snprintf(cmd, sizeof(cmd),
+		             "{\"command\":\"subscribe\",\"identifier\":\"{\\\"channel\\\":"
+		             "\\\"SensorChannel\\\",\\\"site\\\":\\\"d%u-%u\\\"}\"}",
+		             c->idx, k);
+		conn_send(c, cmd, (size_t)n, false);
+	}
+}
+
 static void send_subscribe(struct conn *c)
 {
 	static const char cmd[] =
 	        "{\"command\":\"subscribe\",\"identifier\":\"" IDENTIFIER_ESC "\"}";
 	unsigned char buf[128];
 
-	if (B.proto == P_MQTT)
+	if (B.decoy_subs)
+		send_decoy_subscribes(c);
+	else if (B.proto == P_MQTT)
 		conn_send(c, buf, mqtt_subscribe(buf, TOPIC), true);
 	else
 		conn_send(c, cmd, sizeof(cmd) - 1, false);
@@ -1364,6 +1387,9 @@ static void usage(FILE *f)
 	      "apart\n"
 	      "  --duration S --window W             throughput: S seconds, W messages in flight\n"
 	      "  --idle S                            idle: seconds of idle CPU measurement (15)\n"
+	      "  --decoy-subs K                      idle: each connection subscribes to K "
+	      "wildcard\n"
+	      "                                      streams no benchmark message matches (0)\n"
 	      "  --pid PID                           server process for RSS / CPU\n"
 	      "  --secret-file F                     sign a JWT per connection (?jid=)\n"
 	      "  --connect-concurrency C             handshakes in flight while connecting (200)\n"
@@ -1389,6 +1415,7 @@ int main(int argc, char **argv)
 	        {"duration", required_argument, NULL, 'd'},
 	        {"window", required_argument, NULL, 'w'},
 	        {"idle", required_argument, NULL, 'I'},
+	        {"decoy-subs", required_argument, NULL, 6},
 	        {"pid", required_argument, NULL, 'k'},
 	        {"secret-file", required_argument, NULL, 's'},
 	        {"connect-concurrency", required_argument, NULL, 'C'},
@@ -1464,6 +1491,9 @@ int main(int argc, char **argv)
 		case 'I':
 			B.idle_s = num_arg(optarg, "--idle");
 			break;
+		case 6:
+			B.decoy_subs = num_arg(optarg, "--decoy-subs");
+			break;
 		case 'k':
 			B.server_pid = (int)num_arg(optarg, "--pid");
 			break;
@@ -1509,6 +1539,8 @@ int main(int argc, char **argv)
 		B.messages = 40;
 	if (B.mode == M_SMOKE && B.interval_ms == 100)
 		B.interval_ms = 20;
+	if (B.decoy_subs && (B.mode != M_IDLE || B.proto != P_CABLE))
+		die("--decoy-subs goes with --mode idle --proto cable");
 	if (B.clients == 0 || B.messages == 0 || B.window == 0 || B.concurrent == 0 ||
 	    B.sample_size == 0 || B.step_size == 0 || B.steps == 0)
 		die("counts must be positive");

@@ -126,6 +126,23 @@ T0=$(date +%s)
 EARLIER=$(cat "$WORK/elapsed" 2> /dev/null || echo 0)
 echo "bench: results in $WORK" >&2
 
+# ---- The one-core floor: one frame to each of N loopback sockets, no server ----------
+echo "bench: the one-core floor (cable-floor)" >&2
+for n in $SIZES; do
+	label="floor-$n"
+	if grep -q " label=$label " "$RESULTS"; then
+		printf '  %-28s kept\n' "$label" >&2
+		continue
+	fi
+	printf '  %-28s ' "$label" >&2
+	if timeout 300 "$BUILD/bench/cable-floor" --clients "$n" --rounds 30 --label "$label" \
+		2>> "$LOG" | grep '^RESULT' >> "$RESULTS"; then
+		echo ok >&2
+	else
+		echo "no result" >&2
+	fi
+done
+
 # ---- mosquitto-cable and the MQTT-over-WebSockets peer, one broker --------------------
 echo "bench: broker (anonymous): smoke, latency, throughput, broadcast, perform" >&2
 start_broker anonymous || exit 2
@@ -164,6 +181,32 @@ run bc-mqtt 1800 --mode broadcast "${mqttws[@]}" --step-size $((BIG / STEPS)) --
 	--connect-concurrency 500
 run perf-cable 60 --mode perform "${cable[@]}" --clients 1 --messages 2000 --interval-ms 2
 run perf-mqtt 60 --mode perform "${mqttws[@]}" --clients 1 --messages 2000 --interval-ms 2
+stop_broker
+
+# ---- Wildcard decoys: one browser's message rate while the index holds D wildcard
+#      streams that no message matches (a second cable-bench holds them, idle) ---------
+echo "bench: wildcard decoys" >&2
+subscriptions() {
+	curl -s "http://127.0.0.1:$CABLE_PORT/metrics" | awk '$1 == "cable_subscriptions" { print $2 }'
+}
+for d in 0 5000 20000; do
+	grep -q " label=wild-cable-$d " "$RESULTS" && { printf '  %-28s kept\n' "wild-cable-$d" >&2; continue; }
+	start_broker anonymous || exit 2
+	dpid=
+	if [ "$d" -gt 0 ]; then
+		"$BENCH" --mode idle "${cable[@]}" --clients $((d / 50)) --decoy-subs 50 --idle 300 \
+			--pid "$BROKER_PID" --quiet --label "decoys-$d" > /dev/null 2>> "$LOG" &
+		dpid=$!
+		for ((i = 0; i < 600; i++)); do
+			[ "$(subscriptions)" -ge "$d" ] 2> /dev/null && break
+			sleep 0.1
+		done
+		echo "decoys-$d: $(subscriptions) subscriptions in the index" >> "$LOG"
+	fi
+	run "wild-cable-$d" 120 --mode throughput "${cable[@]}" --clients 1 --window 32 \
+		--duration "$TP_SECS" --pid "$BROKER_PID"
+	[ -n "$dpid" ] && { kill "$dpid" 2> /dev/null; wait "$dpid" 2> /dev/null; }
+done
 stop_broker
 
 # ---- Idle memory and CPU: a fresh broker for each, so earlier runs' heap does not hide
@@ -231,6 +274,13 @@ adv() {
 		printf "%.2fx\n", r }'
 }
 f1() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f", v }' || echo "–"; }
+# us_per LABEL: server CPU µs per delivery in a throughput run.
+us_per() {
+	local cpu d
+	cpu=$(get "$1" server_cpu_pct) d=$(get "$1" deliveries_per_s)
+	num "$cpu" && num "$d" || { echo "–"; return; }
+	awk -v c="$cpu" -v d="$d" 'BEGIN { if (d > 0) printf "%.2f", c / 100 * 1e6 / d; else print "–" }'
+}
 f0() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.0f", v }' || echo "–"; }
 kb() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.2f KB", v / 1024 }' || echo "–"; }
 # verdict VALUE TARGET lower|higher
@@ -384,12 +434,18 @@ bcline() { # active
 
 		![latency against clients]($(basename "$PNG"))
 
-		| clients | cable p50 / p99 / max ms | cable last p50 / p99 ms | MQTT/WS last p99 ms | × | Rails last p99 ms | × | lost (cable) |
-		|---|---|---|---|---|---|---|---|
+		The floor is \`cable-floor\` in the same run: one thread writing one 120-byte frame
+		to each of N loopback sockets while another drains them, with no server at all
+		(p50 of the time to the last byte over 30 rounds; at 10,000 the descriptor limit
+		leaves room for about 9,980 pairs). "÷ floor" is cable's last-recipient p50 over
+		that floor: how close a single message gets to what one core can do.
+
+		| clients | cable p50 / p99 / max ms | cable last p50 / p99 ms | floor last p50 ms | ÷ floor | MQTT/WS last p99 ms | × | Rails last p99 ms | × | lost (cable) |
+		|---|---|---|---|---|---|---|---|---|---|
 	EOF
 	for n in $(echo $SIZES $RAILS_SIZES | tr ' ' '\n' | sort -n | uniq); do
 		c=lat-cable-$n
-		echo "| $n | $(f1 "$(get $c p50_ms)") / $(f1 "$(get $c p99_ms)") / $(f1 "$(get $c max_ms)") | $(f1 "$(get $c last_p50_ms)") / $(f1 "$(get $c last_p99_ms)") | $(f1 "$(get lat-mqtt-$n last_p99_ms)") | $(adv "$(get $c last_p99_ms)" "$(get lat-mqtt-$n last_p99_ms)" lower) | $(f1 "$(get lat-rails-$n last_p99_ms)") | $(adv "$(get $c last_p99_ms)" "$(get lat-rails-$n last_p99_ms)" lower) | $(get $c lost) |"
+		echo "| $n | $(f1 "$(get $c p50_ms)") / $(f1 "$(get $c p99_ms)") / $(f1 "$(get $c max_ms)") | $(f1 "$(get $c last_p50_ms)") / $(f1 "$(get $c last_p99_ms)") | $(f1 "$(get floor-$n last_ms_p50)") | $(adv "$(get $c last_p50_ms)" "$(get floor-$n last_ms_p50)" higher) | $(f1 "$(get lat-mqtt-$n last_p99_ms)") | $(adv "$(get $c last_p99_ms)" "$(get lat-mqtt-$n last_p99_ms)" lower) | $(f1 "$(get lat-rails-$n last_p99_ms)") | $(adv "$(get $c last_p99_ms)" "$(get lat-rails-$n last_p99_ms)" lower) | $(get $c lost) |"
 	done
 	cat <<- EOF
 
@@ -400,13 +456,28 @@ bcline() { # active
 		$TP_SECS s after a 1 s warm-up. The generator's own CPU is shown so that a
 		client-bound run can be told apart (one core = 100 %).
 
-		| subscribers | cable deliveries/s | MQTT/WS deliveries/s | × | Rails deliveries/s | × | server CPU (cable) | generator CPU (cable) | lost (cable) |
-		|---|---|---|---|---|---|---|---|---|
+		| subscribers | cable deliveries/s | MQTT/WS deliveries/s | × | Rails deliveries/s | × | server CPU (cable) | server CPU µs per delivery (cable / MQTT/WS) | generator CPU (cable) | lost (cable) |
+		|---|---|---|---|---|---|---|---|---|---|
 	EOF
 	for n in 1000 $BIG; do
 		c=tp-cable-$n
 		r=$(get tp-rails-$n deliveries_per_s)
-		echo "| $n | $(f0 "$(get $c deliveries_per_s)") | $(f0 "$(get tp-mqtt-$n deliveries_per_s)") | $(adv "$(get $c deliveries_per_s)" "$(get tp-mqtt-$n deliveries_per_s)" higher) | $(f0 "$r") | $(adv "$(get $c deliveries_per_s)" "$r" higher) | $(f0 "$(get $c server_cpu_pct)") % | $(f0 "$(get $c gen_cpu_pct)") % | $(get $c lost) |"
+		echo "| $n | $(f0 "$(get $c deliveries_per_s)") | $(f0 "$(get tp-mqtt-$n deliveries_per_s)") | $(adv "$(get $c deliveries_per_s)" "$(get tp-mqtt-$n deliveries_per_s)" higher) | $(f0 "$r") | $(adv "$(get $c deliveries_per_s)" "$r" higher) | $(f0 "$(get $c server_cpu_pct)") % | $(us_per "$c") / $(us_per "tp-mqtt-$n") | $(f0 "$(get $c gen_cpu_pct)") % | $(get $c lost) |"
+	done
+	cat <<- EOF
+
+		### Wildcard streams that do not match
+
+		One browser on \`bench/all\` at saturation (W = 32), while a second, idle generator
+		holds D subscriptions to SensorChannel, each its own wildcard stream
+		\`sites/d<i>-<k>/sensors/#\` that no message matches (50 per connection). Before the
+		topic tree the gateway tried every wildcard filter for every message.
+
+		| decoy wildcard streams | messages/s to the one browser | ÷ none | server CPU µs per message |
+		|---|---|---|---|
+	EOF
+	for d in 0 5000 20000; do
+		echo "| $d | $(f0 "$(get wild-cable-$d deliveries_per_s)") | $(adv "$(get wild-cable-0 deliveries_per_s)" "$(get wild-cable-$d deliveries_per_s)" higher) | $(us_per "wild-cable-$d") |"
 	done
 	cat <<- EOF
 

@@ -161,7 +161,8 @@ static void prune(struct node *n)
 			p->plus = NULL;
 		} else {
 			i = kid_index(p, n->level, n->len, &found);
-			memmove(&p->kids[i], &p->kids[i + 1], (p->nkids - i - 1) * sizeof(*p->kids));
+			memmove(&p->kids[i], &p->kids[i + 1],
+			        (p->nkids - i - 1) * sizeof(*p->kids));
 			p->nkids--;
 		}
 		free(n->kids);

@@ -53,8 +53,8 @@ static void put(struct cable_tree *t, const char *filter, uintptr_t v)
 static void test_known_answers(void)
 {
 	static const char *filters[] = {
-	        NULL,    "a/b/c", "a/+/c", "a/#", "#",     "+",   "+/#", "a/b",
-	        "$SYS/#", "/+",   "a//c",  "+/+", "a/b/#", "$SYS", "",    "a/+",
+	        NULL,     "a/b/c", "a/+/c", "a/#", "#",     "+",    "+/#", "a/b",
+	        "$SYS/#", "/+",    "a//c",  "+/+", "a/b/#", "$SYS", "",    "a/+",
 	};
 	static const struct {
 		const char *topic;
@@ -91,7 +91,8 @@ static void test_known_answers(void)
 		for (k = 0; k < want; k++)
 			ASSERT_EQ(s.hits[(unsigned char)cases[i].expect[k]], 1);
 		if (s.calls != want)
-			TEST_FAIL_("topic %s: %zu matches, want %zu", cases[i].topic, s.calls, want);
+			TEST_FAIL_("topic %s: %zu matches, want %zu", cases[i].topic, s.calls,
+			           want);
 	}
 	/* Invalid topics match nothing. */
 	ASSERT_EQ(match(t, "a/+").calls, 0);
@@ -251,5 +252,5 @@ static void test_many_filters(void)
 	cable_tree_free(t, NULL);
 }
 
-TEST_MAIN(TEST(test_known_answers), TEST(test_put_get_del), TEST(test_free_values), TEST(test_against_brute_force),
-          TEST(test_many_filters))
+TEST_MAIN(TEST(test_known_answers), TEST(test_put_get_del), TEST(test_free_values),
+          TEST(test_against_brute_force), TEST(test_many_filters))
