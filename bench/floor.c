@@ -118,12 +118,21 @@ static void parse(struct floor *F, int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': F->clients = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'r': F->rounds = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 's': F->size = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'l': F->label = optarg; break;
+		case 'c':
+			F->clients = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'r':
+			F->rounds = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 's':
+			F->size = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'l':
+			F->label = optarg;
+			break;
 		default:
-			die("usage: cable-floor --clients N [--rounds R] [--size BYTES] [--label L]");
+			die("usage: cable-floor --clients N [--rounds R] [--size BYTES] [--label "
+			    "L]");
 		}
 	}
 	if (F->clients == 0 || F->rounds == 0 || F->size < 4 || F->size > 4096)
@@ -175,8 +184,7 @@ int main(int argc, char **argv)
 		if (epoll_ctl(F.ep, EPOLL_CTL_ADD, F.rd[i], &ev) != 0)
 			die("epoll_ctl: %s (raise the descriptor limit?)", strerror(errno));
 	}
-	note("%u connections; %u rounds of one %u-byte frame to each", F.clients, F.rounds,
-	     F.size);
+	note("%u connections; %u rounds of one %u-byte frame to each", F.clients, F.rounds, F.size);
 	if (pthread_create(&th, NULL, reader, &F) != 0)
 		die("pthread_create failed");
 
