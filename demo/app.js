@@ -4,10 +4,17 @@
 //   ActuatorChannel {id}  streams actuators/{id}/state and actuators/{id}/cmd
 //   perform("speak", {message})  ->  MQTT actuators/{id}/cmd {"user":<sub>,"message":...}
 //
+//   perform("status", {message})  ->  the same, as an MQTT 5 request: the device
+//                                    answers this page alone (docs/protocol.md)
+//
 // What arrives in received(data) is the MQTT payload itself:
 //   {"user":"bob","message":"on"}                  a command (anyone's, ours included)
 //   {"on":true,"by":"bob","command":"on","at":...}  the device's state answer
 //   {"error":"unknown command","command":"x",...}  the device did not understand
+// or, with the key "$cable", what the plugin says to this page alone:
+//   {"$cable":"refused","action":"speak","reason":"acl_denied",...}  not sent, and why
+//   {"$cable":"ack","action":"status",...}          the broker took our request
+//   {"$cable":"reply","request":1,"payload":{...}}  the device's answer to our request
 import { createConsumer, getConfig } from './vendor/actioncable.esm.js';
 
 const MAX_ENTRIES = 500;
@@ -97,8 +104,36 @@ const who = (user) => (user === null || user === undefined ? 'someone'
   : user === me ? `${user} (you)` : String(user));
 const show = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
 
-function received(id, data) {
-  if (data && typeof data === 'object' && 'message' in data && 'user' in data) {
+// Why the plugin refused a command (the "reason" of {"$cable":"refused"}).
+const REFUSALS = {
+  acl_denied: 'you may watch this actuator but not command it',
+  unknown_action: 'the server does not know this command',
+  retain_not_allowed: 'retained commands are not allowed',
+  invalid_data: 'the command was not understood',
+  broker_refused: 'the broker did not accept it',
+  server_error: 'the server could not send it',
+};
+
+// What the plugin says to this page alone: refusals, acknowledgements, device replies.
+function answered(id, data) {
+  switch (data.$cable) {
+    case 'refused':
+      addEntry('refused', [{ text: 'not sent', cls: 'who' },
+        `${data.action ?? 'command'}: ${REFUSALS[data.reason] ?? data.reason}`],
+      { user: me, data: { reason: String(data.reason), action: String(data.action ?? '') } });
+      break;
+    case 'reply':
+      received(id, data.payload, { reply: true });
+      break;
+    default: // "ack": the command's own echo on the stream already shows it went out
+      break;
+  }
+}
+
+function received(id, data, { reply = false } = {}) {
+  if (data && typeof data === 'object' && '$cable' in data && !reply) {
+    answered(id, data);
+  } else if (data && typeof data === 'object' && 'message' in data && 'user' in data) {
     addEntry('cmd', [{ text: who(data.user), cls: 'who' }, { text: '>', cls: 'sigil' }, show(data.message)],
       { user: data.user, data: { message: show(data.message) } });
   } else if (data && typeof data === 'object' && typeof data.error === 'string') {
@@ -110,7 +145,8 @@ function received(id, data) {
     const why = data.boot ? 'device started'
       : data.command ? `${show(data.command)} by ${who(data.by)}` : data.by ? `by ${who(data.by)}` : '';
     addEntry('state', [{ text: `actuator ${id}`, cls: 'who' }, { text: word, cls: data.on ? 'on' : 'off' },
-      why ? `· ${why}` : ''], { user: data.by, at: data.at, data: { on: String(data.on) } });
+      why ? `· ${why}` : '', reply ? '· answered to you alone' : ''],
+    { user: data.by, at: data.at, data: { on: String(data.on), reply: String(reply) } });
     setState(data.on, `actuator ${id} is ${word}${why ? ` · ${why}` : ''} · ${time(data.at)}`);
   } else {
     addEntry('raw', [{ text: `actuator ${id}`, cls: 'who' }, show(data)]);
@@ -160,7 +196,9 @@ function open(id) {
 function send(text) {
   const message = text.trim();
   if (!message || !current) return;
-  if (!current.subscription.perform('speak', { message })) {
+  // "status" is a request: the device answers this page alone (config/channels.example.json).
+  const action = message.toLowerCase() === 'status' ? 'status' : 'speak';
+  if (!current.subscription.perform(action, { message })) {
     system('Not sent: the connection is down.');
   }
 }

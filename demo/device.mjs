@@ -12,6 +12,10 @@
 //   {"on":true,"by":"alice","command":"on","at":1732730000000}   (retained)
 // and anything else gets, not retained:
 //   {"error":"unknown command","command":"dance","by":"alice","at":...}
+// A command that came as an MQTT 5 request (the channel map's "status" action sets a
+// response topic and correlation data) is answered to the one who asked: the same
+// state, published to the response topic with the correlation data, not retained, and
+// not on actuators/<id>/state (so "status" answers only the asker).
 // On every (re)connect it publishes each actuator's current state, retained:
 //   {"on":false,"by":null,"command":null,"boot":true,"at":...}  (the first time)
 // Each time it is subscribed and the states are out it prints a line starting with
@@ -50,7 +54,7 @@ const stateTopic = (id) => `actuators/${id}/state`;
 
 const client = mqtt.connect(values.url, {
   clientId: `actuator-sim-${process.pid}`,
-  protocolVersion: 4,
+  protocolVersion: 5, // MQTT 5: requests carry a response topic
   clean: true,
   reconnectPeriod: 1000,
   connectTimeout: 5000,
@@ -105,7 +109,7 @@ function parseCommand(payload) {
   return { user: null, command: text };
 }
 
-client.on('message', (topic, payload) => {
+client.on('message', (topic, payload, packet) => {
   const m = /^actuators\/([^/]+)\/cmd$/.exec(topic);
   if (!m || !states.has(m[1])) return;
   const id = m[1];
@@ -126,6 +130,15 @@ client.on('message', (topic, payload) => {
     }
   }
   const state = { on: next, by: user, command: word, at: Date.now() };
+  const { responseTopic, correlationData } = packet.properties ?? {};
+  if (responseTopic) {
+    // A request: the answer goes to the asker alone; the state itself did not change.
+    say(`${id}: ${user ?? '(nobody)'} asked ${word}: ${next ? 'ON' : 'OFF'} (answered to the asker)`);
+    client.publish(responseTopic, JSON.stringify(state), {
+      qos: 0, retain: false, properties: correlationData ? { correlationData } : {},
+    });
+    return;
+  }
   states.set(id, state);
   say(`${id}: ${user ?? '(nobody)'} sent ${word}: ${next ? 'ON' : 'OFF'}`);
   client.publish(stateTopic(id), JSON.stringify(state), { qos: 0, retain: true });

@@ -62,9 +62,26 @@
  * deliver: "message" (default) sends the MQTT payload as ActionCable "message"
  *   (JSON payloads as JSON, other UTF-8 text as a string, binary dropped and
  *   counted); "envelope" sends {"topic":...,"payload":...,"retain":...}.
+ * answer: "none" (default) | "refusals" | "all": what the browser that performs on
+ *   this channel is told (docs/protocol.md has the frames). "none" is ActionCable's
+ *   behaviour: nothing. "refusals": a refused perform (unknown action, bad data,
+ *   retain not allowed, ACL, the broker refusing the publish) is answered on the
+ *   subscription's identifier with {"$cable":"refused","reason":...}. "all": also
+ *   {"$cable":"ack"} once the broker has accepted the publish. An action may set its
+ *   own "answer"; the channel's applies to everything else (an unknown action, data
+ *   that is not an object).
  * actions: name -> {"topic": template (no wildcards after expansion, never '$'),
  *   "payload": "message" | "data" | "identity" (required), "qos": 0..2 (default 0),
- *   "retain": bool (default false), "with_sid": bool (identity only, default false)}.
+ *   "retain": bool (default false), "with_sid": bool (identity only, default false),
+ *   "answer": as above (default: the channel's), "request": bool (default false)}.
+ *   "request": true publishes with MQTT 5 request/response properties: a response
+ *   topic private to the performing subscription and correlation data; what a device
+ *   publishes to that response topic reaches only that subscription, as
+ *   {"$cable":"reply","request":...,"payload":...}.
+ *   Perform data may carry "$request": a string of at most CABLE_REQUEST_MAX bytes or
+ *   an integer, echoed as "request" in every answer (and used as the correlation
+ *   data); without it the gateway numbers the connection's performs. "$request" is
+ *   never part of a published payload.
  *   The publish always uses the action's qos and retain; data carrying
  *   "retain": true for an action whose retain is false is refused (EDENIED), so a
  *   client can neither pin a retained value nor believe it did.
@@ -84,7 +101,7 @@
  *   with '$'. A generic channel takes no "params" or "streams"; "deliver" defaults
  *   to "envelope" (a filter spans topics, so the receiver needs the topic). Its only
  *   possible action is "publish", enabled by listing it under "actions" with
- *   optional "qos"/"retain" (no "topic", "payload" or "with_sid"):
+ *   optional "qos"/"retain"/"answer"/"request" (no "topic", "payload" or "with_sid"):
  *   perform("publish", {"topic":<name>,"message":<m>}) publishes m as the "message"
  *   shape does to <name>, which must be a valid topic name without wildcards that
  *   does not start with '$'. What a user may read or write through a generic
@@ -113,6 +130,50 @@ enum cable_deliver {
 	CABLE_DELIVER_MESSAGE,
 	CABLE_DELIVER_ENVELOPE,
 };
+
+/* What the browser that performed is told (the channel map's "answer"). */
+enum cable_answer {
+	CABLE_ANSWER_NONE,     /* ActionCable's behaviour: no reply */
+	CABLE_ANSWER_REFUSALS, /* refusals only */
+	CABLE_ANSWER_ALL,      /* refusals and acknowledgements */
+};
+
+/* Why a perform was refused; cable_refusal_name gives the wire name. */
+enum cable_refusal {
+	CABLE_REFUSED_NONE,
+	CABLE_REFUSED_INVALID,        /* "invalid_data": not an object, no "message", bad topic */
+	CABLE_REFUSED_UNKNOWN_ACTION, /* "unknown_action" */
+	CABLE_REFUSED_RETAIN,         /* "retain_not_allowed" */
+	CABLE_REFUSED_ACL,            /* "acl_denied": the ACL does not let the user write */
+	CABLE_REFUSED_BROKER,         /* "broker_refused": mosquitto did not accept the publish */
+	CABLE_REFUSED_SERVER,         /* "server_error": out of memory */
+};
+
+/* "invalid_data", "unknown_action", ... ("" for NONE or an unknown value). Never NULL. */
+const char *cable_refusal_name(enum cable_refusal r);
+
+/* Longest "$request" string accepted in perform data, in bytes. */
+#define CABLE_REQUEST_MAX 64
+
+/*
+ * How to answer a perform, filled by cable_binding_perform whether it succeeds or not
+ * (release with cable_perform_info_release; a zeroed struct is a valid empty one).
+ */
+struct cable_perform_info {
+	enum cable_answer answer;   /* the action's, or the channel's when there is no action */
+	bool request;               /* the action asks for MQTT 5 request/response */
+	enum cable_refusal refusal; /* why it failed (NONE on success) */
+	char *action;               /* the action name as performed, NUL-terminated; NULL if
+	                               there is none to name (data not an object, a name over
+	                               256 bytes) or nothing to answer (answer NONE and no
+	                               request) */
+	size_t action_len;
+	char *request_id; /* JSON text of the data's "$request" (a string or an integer), NULL
+	                     when the data has none or it is not usable */
+	size_t request_id_len;
+};
+
+void cable_perform_info_release(struct cable_perform_info *info); /* accepts a zeroed struct */
 
 /* Parse and validate a map. NULL on error (err says where and why). */
 struct cable_chanmap *cable_chanmap_new(const char *buf, size_t len, struct cable_error *err);
@@ -161,13 +222,18 @@ struct cable_publish {
  * of an object). On success fills *out (release with cable_publish_release); the
  * topic is a valid topic name that does not start with '$'.
  * Errors: CABLE_EINVAL (data not a JSON object, "action" not a string, payload
- * member missing, generic publish topic missing or invalid), CABLE_ENOTFOUND (no
+ * member missing, generic publish topic missing or invalid, "$request" neither a
+ * string of at most CABLE_REQUEST_MAX bytes nor an integer), CABLE_ENOTFOUND (no
  * such action), CABLE_EDENIED (retain asked for but not allowed), CABLE_ENOMEM.
  * err->text names the action. The payload is also NUL-terminated (not counted in
  * payload_len) for convenience; it may contain NUL bytes of its own.
+ * `info` (may be NULL) is filled in both cases, to answer the browser: the answer
+ * mode, whether the action is a request, the refusal reason, the action name and the
+ * "$request" value. The caller releases it (cable_perform_info_release).
  */
 int cable_binding_perform(const struct cable_binding *b, const char *data, size_t len,
-                          struct cable_publish *out, struct cable_error *err);
+                          struct cable_publish *out, struct cable_perform_info *info,
+                          struct cable_error *err);
 
 void cable_publish_release(struct cable_publish *p); /* accepts a zeroed struct */
 

@@ -25,8 +25,16 @@
 #include "cable_queue.h"
 #include "cable_rules.h"
 
-#define CABLE_GATEWAY_ABI    2
+#define CABLE_GATEWAY_ABI    3
 #define CABLE_GATEWAY_SYMBOL "cable_gateway_api_v1"
+
+/*
+ * Response topics of request actions: this prefix and the performing subscription's
+ * answer token (CABLE_ANSWER_TOKEN_LEN base64url characters). The broker thread sets
+ * it on the publish and sends whatever devices publish under it to the gateway as
+ * CABLE_MSG_REPLY; the gateway hands it to the subscription holding the token.
+ */
+#define CABLE_REPLY_PREFIX "$cable/reply/"
 
 /* Listener and protocol settings (plugin_opt_*). Strings are copied by start(). */
 struct cable_gateway_config {

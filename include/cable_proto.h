@@ -91,8 +91,19 @@ struct cable_frame *cable_proto_disconnect(const char *reason, bool reconnect);
 char *cable_proto_json_string(const char *s, size_t len, size_t *out_len);
 
 /*
+ * The one top-level key of a "message" value that only the plugin writes: answers to
+ * a perform carry it ({"$cable":"ack"|"refused"|"reply",...}), so received(data) code
+ * tells them from device data with `"$cable" in data`. A device payload that is a JSON
+ * object with this key is therefore never delivered as a plain "message" (it is in an
+ * envelope, where it sits under "payload").
+ */
+#define CABLE_PROTO_RESERVED_KEY "$cable"
+
+/*
  * The "message" value that carries an MQTT payload, as JSON text (malloc'd,
  * NUL-terminated, length in *out_len):
+ *   - a JSON object with the top-level key CABLE_PROTO_RESERVED_KEY: CABLE_EDENIED
+ *     (the caller drops and counts it, as binary);
  *   - a payload that is a valid JSON document (any JSON value) is used verbatim;
  *   - otherwise, valid UTF-8 text becomes a JSON string ("text" here is well-formed
  *     UTF-8 without NUL bytes; control characters are fine and get escaped);
@@ -109,6 +120,29 @@ int cable_proto_payload_value(const char *payload, size_t len, char **out, size_
  */
 int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *payload, size_t len,
                                bool retain, char **out, size_t *out_len);
+
+/*
+ * The plugin's answer to a perform, as a "message" value (malloc'd, NUL-terminated):
+ *   {"$cable":<kind>,"action":<action>,"request":<request>,"reason":<reason>}
+ * kind is "ack" or "refused". action (a JSON string; omitted when NULL), request
+ * (JSON text of a string or an integer, spliced; omitted when NULL or anything else)
+ * and reason (omitted when NULL). CABLE_EINVAL (kind NULL, action not UTF-8),
+ * CABLE_ENOMEM.
+ */
+int cable_proto_answer_value(const char *kind, const char *action, size_t action_len,
+                             const char *request_json, size_t request_len, const char *reason,
+                             char **out, size_t *out_len);
+
+/*
+ * A device's reply to a request, as a "message" value:
+ *   {"$cable":"reply","request":<request>,"payload":<payload value>}
+ * with "payload_base64" instead for a binary payload, as in the envelope. request is
+ * the correlation data the device sent back: spliced when it is the JSON text of a
+ * string or an integer (what the gateway sends), else omitted. The payload may be any
+ * JSON, the reserved key included (it is nested). CABLE_EINVAL, CABLE_ENOMEM.
+ */
+int cable_proto_reply_value(const char *request_json, size_t request_len, const char *payload,
+                            size_t len, char **out, size_t *out_len);
 
 /*
  * A data message: {"identifier":<id_json>,"message":<value_json>}. Both arguments are

@@ -32,7 +32,35 @@ enum cable_msg_kind {
 	CABLE_MSG_PUBLISH, /* an MQTT message: topic, payload, qos, retain */
 	CABLE_MSG_LOG,     /* a log line for the broker's log: level, text in `topic` */
 	CABLE_MSG_RULES,   /* new rules after a reload: `ptr` is a struct cable_rules * */
+	CABLE_MSG_REFUSED, /* broker -> gateway: the broker did not accept a browser's publish
+	                      (`answer` says whom to tell) */
+	CABLE_MSG_REPLY,   /* broker -> gateway: a device published to a response topic
+	                      (topic, payload; `answer->request_id` = its correlation data) */
 };
+
+/* Length of an answer token: 16 random bytes in base64url, no padding. */
+#define CABLE_ANSWER_TOKEN_LEN 22
+
+/*
+ * Whom to answer about a browser's publish, and how; travels with it to the broker
+ * thread and back. One allocation, strings in `data`.
+ */
+struct cable_answer_to {
+	char token[CABLE_ANSWER_TOKEN_LEN + 1]; /* the performing subscription's (gateway) */
+	int answer;                             /* enum cable_answer */
+	bool request;                           /* publish with MQTT 5 response topic */
+	int refusal;                            /* enum cable_refusal, for REFUSED */
+	char *action;                           /* NULL or NUL-terminated, into data */
+	size_t action_len;
+	char *request_id; /* JSON text, into data; also the MQTT correlation data */
+	size_t request_id_len;
+	char data[];
+};
+
+/* New answer block with copies of the strings (either may be NULL). NULL on ENOMEM. */
+struct cable_answer_to *cable_answer_to_new(const char *token, const char *action,
+                                            size_t action_len, const char *request_id,
+                                            size_t request_id_len);
 
 /*
  * One message, one allocation: the topic (NUL-terminated) and the payload live in
@@ -48,7 +76,8 @@ struct cable_msg {
 	bool local;    /* PUBLISH that came from a browser (already published by the broker) */
 	void *ptr;     /* RULES */
 	uint64_t t_ns; /* PUBLISH: CLOCK_MONOTONIC when the broker handed it over (metrics) */
-	char *topic;   /* points into data */
+	struct cable_answer_to *answer; /* PUBLISH from a browser, REFUSED, REPLY; owned */
+	char *topic;                    /* points into data */
 	size_t topic_len;
 	char *payload; /* points into data; NUL-terminated for convenience */
 	size_t payload_len;

@@ -31,8 +31,10 @@
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
+#include <mqtt_protocol.h>
 
 #include "cable.h"
+#include "cable_chanmap.h"
 #include "cable_clock.h"
 #include "cable_gateway.h"
 #include "cable_options.h"
@@ -215,6 +217,23 @@ static int load_gateway(struct cable_plugin *p)
 /* ---- Broker callbacks (broker thread) ---------------------------------------------- */
 
 /*
+ * A device's reply to a request: keep its correlation data (the request id the gateway
+ * sent) for the browser. false when out of memory.
+ */
+static bool reply_correlation(struct cable_msg *m, const mosquitto_property *props)
+{
+	void *data = NULL;
+	uint16_t len = 0;
+
+	if (props == NULL || mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA,
+	                                                    &data, &len, false) == NULL)
+		data = NULL;
+	m->answer = cable_answer_to_new(NULL, NULL, 0, data, data ? len : 0);
+	mosquitto_free(data);
+	return m->answer != NULL;
+}
+
+/*
  * Every PUBLISH the broker receives from a client or bridge. Copy it for the gateway;
  * never block and never fail (any error return would disconnect the device).
  */
@@ -223,12 +242,17 @@ static int on_message(int event, void *event_data, void *userdata)
 	struct mosquitto_evt_message *ev = event_data;
 	struct cable_plugin *p = userdata;
 	struct cable_msg *m;
+	bool reply = strncmp(ev->topic, CABLE_REPLY_PREFIX, strlen(CABLE_REPLY_PREFIX)) == 0;
 
 	(void)event;
-	m = cable_msg_new(CABLE_MSG_PUBLISH, ev->topic, strlen(ev->topic), ev->payload,
-	                  ev->payloadlen);
+	m = cable_msg_new(reply ? CABLE_MSG_REPLY : CABLE_MSG_PUBLISH, ev->topic, strlen(ev->topic),
+	                  ev->payload, ev->payloadlen);
 	if (m == NULL)
 		return MOSQ_ERR_SUCCESS; /* out of memory: browsers miss this one message */
+	if (reply && !reply_correlation(m, ev->properties)) {
+		cable_msg_free(m);
+		return MOSQ_ERR_SUCCESS;
+	}
 	m->qos = ev->qos;
 	m->retain = ev->retain;
 	m->t_ns = cable_now_ns();
@@ -237,15 +261,48 @@ static int on_message(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_SUCCESS;
 }
 
-static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
+/*
+ * MQTT 5 request/response: the response topic names the performing subscription's
+ * answer token, the correlation data is the request id. MOSQ_ERR_* (props is then
+ * freed and NULL).
+ */
+static int request_properties(const struct cable_answer_to *a, mosquitto_property **props)
 {
+	char topic[sizeof(CABLE_REPLY_PREFIX) + CABLE_ANSWER_TOKEN_LEN];
 	int rc;
 
-	rc = mosquitto_broker_publish_copy(NULL, m->topic, (int)m->payload_len, m->payload, m->qos,
-	                                   m->retain, NULL);
+	snprintf(topic, sizeof(topic), "%s%s", CABLE_REPLY_PREFIX, a->token);
+	rc = mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC, topic);
+	if (rc == MOSQ_ERR_SUCCESS && a->request_id)
+		rc = mosquitto_property_add_binary(props, MQTT_PROP_CORRELATION_DATA, a->request_id,
+		                                   (uint16_t)a->request_id_len);
+	if (rc != MOSQ_ERR_SUCCESS)
+		mosquitto_property_free_all(props);
+	return rc;
+}
+
+static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
+{
+	mosquitto_property *props = NULL;
+	int rc = MOSQ_ERR_SUCCESS;
+
+	if (m->answer && m->answer->request)
+		rc = request_properties(m->answer, &props);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_broker_publish_copy(NULL, m->topic, (int)m->payload_len, m->payload,
+		                                   m->qos, m->retain, props);
 	if (rc != MOSQ_ERR_SUCCESS) {
+		/* Not taken: the properties are still ours. */
+		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "publish to '%s' failed: %s",
 		                     m->topic, mosquitto_strerror(rc));
+		/* Tell the browser, if it wants to know (the gateway checks its answer mode). */
+		if (m->answer) {
+			m->kind = CABLE_MSG_REFUSED;
+			m->answer->refusal = CABLE_REFUSED_BROKER;
+			if (cable_queue_push(&p->link.to_gateway, m, false) == CABLE_OK)
+				return;
+		}
 		cable_msg_free(m);
 		return;
 	}
@@ -293,6 +350,8 @@ static int on_tick(int event, void *event_data, void *userdata)
 			cable_msg_free(m);
 			break;
 		case CABLE_MSG_RULES: /* never sent this way */
+		case CABLE_MSG_REFUSED:
+		case CABLE_MSG_REPLY:
 			cable_msg_free(m);
 			break;
 		}

@@ -245,6 +245,12 @@ static void drain_inbox(struct gw *gw, bool from_timer)
 		switch (m->kind) {
 		case CABLE_MSG_PUBLISH:
 			fanout_dispatch(gw, m);
+			if (m->answer)
+				answer_from_broker(gw, m); /* acknowledged after its fan-out */
+			break;
+		case CABLE_MSG_REFUSED:
+		case CABLE_MSG_REPLY:
+			answer_from_broker(gw, m);
 			break;
 		case CABLE_MSG_RULES:
 			cable_rules_free(gw->rules);
@@ -581,6 +587,7 @@ static void gw_free(struct gw *gw)
 
 	if (gw == NULL)
 		return;
+	answer_release(gw);
 	fanout_release(gw);
 	expiry_release(gw);
 	event_loop_close(gw);

@@ -85,6 +85,8 @@ struct sub_link {
 	size_t slot;
 };
 
+struct answer_slot; /* answer.c */
+
 struct sub {
 	UT_hash_handle hh; /* in session->subs, keyed by ident->raw */
 	struct session *session;
@@ -101,6 +103,7 @@ struct sub {
 	char *acl_topic;
 	size_t nlinks;
 	struct sub_link *links;
+	struct answer_slot *answer; /* NULL until it performs an action that is answered */
 };
 
 /* How many connections share a key (a client address or a user). */
@@ -136,6 +139,7 @@ struct session {
 
 	uint32_t nsubs;
 	uint32_t expiry_slot; /* 1 + index in gw->expiring, 0 when not there */
+	uint32_t performs;    /* perform commands so far: the default request id */
 
 	/* Inbound message reassembly (a message that lws hands over in pieces). */
 	uint32_t rx_len, rx_cap;
@@ -177,7 +181,9 @@ struct gw_stats {
 	uint64_t too_slow;              /* slow-consumer disconnects */
 	uint64_t publishes;             /* browser performs handed to the broker */
 	uint64_t subscribes, rejects;
-	uint64_t subscriptions; /* current */
+	uint64_t acks, refusals, replies; /* answers sent to performing browsers */
+	uint64_t replies_unclaimed;       /* device replies for no (longer) subscribed token */
+	uint64_t subscriptions;           /* current */
 	/* Broker receipt -> frames queued on every receiver, in seconds. */
 	uint64_t latency_count, latency_bucket[LATENCY_BUCKETS];
 	double latency_sum;
@@ -214,6 +220,7 @@ struct gw {
 	struct route *exact;
 	struct cable_tree *wild; /* NULL until the first wildcard route */
 	struct ident *idents;
+	struct answer_slot *answers; /* by token (answer.c) */
 	uint64_t seq;
 	struct ident **touched; /* idents whose frame cache the current dispatch filled */
 	size_t ntouched, touched_cap;
@@ -260,6 +267,15 @@ bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m);
 size_t metrics_render(struct gw *gw, char *buf, size_t len);
 void metrics_publish(struct gw *gw);
 void metrics_observe_latency(struct gw *gw, double seconds);
+
+/* answer.c */
+struct cable_answer_to *answer_prepare(struct session *s, struct sub *sub,
+                                       const struct cable_perform_info *info, uint32_t seq);
+void answer_refuse(struct session *s, struct sub *sub, const struct cable_perform_info *info,
+                   enum cable_refusal refusal, uint32_t seq);
+void answer_from_broker(struct gw *gw, const struct cable_msg *m);
+void answer_forget(struct gw *gw, struct sub *sub);
+void answer_release(struct gw *gw);
 
 /* fanout.c */
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len);

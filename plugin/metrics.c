@@ -85,9 +85,20 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	       st->broadcasts);
 	metric(&o, "deliveries_total", "counter", "Messages queued for browsers.", st->deliveries);
 	metric(&o, "binary_skipped_total", "counter",
-	       "Binary payloads a plain message channel could not carry.", st->binary_skipped);
+	       "Payloads a plain message channel could not carry (binary, or an object with the "
+	       "reserved \"$cable\" key).",
+	       st->binary_skipped);
 	metric(&o, "publishes_total", "counter", "Browser performs handed to the broker.",
 	       st->publishes);
+	metric(&o, "acks_total", "counter", "Performs acknowledged to the browser (answer all).",
+	       st->acks);
+	metric(&o, "refusals_total", "counter", "Refused performs answered to the browser.",
+	       st->refusals);
+	metric(&o, "replies_total", "counter", "Device replies delivered to the asking browser.",
+	       st->replies);
+	metric(&o, "replies_unclaimed_total", "counter",
+	       "Device replies on a response topic no subscription holds (any more).",
+	       st->replies_unclaimed);
 	metric(&o, "slow_disconnects_total", "counter", "Connections closed as too slow.",
 	       st->too_slow);
 	metric(&o, "queue_to_gateway", "gauge", "Messages waiting for the gateway thread.", to_gw);

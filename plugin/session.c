@@ -620,6 +620,7 @@ bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m)
 static void sub_free(struct gw *gw, struct sub *sub)
 {
 	sub_unlink_streams(gw, sub);
+	answer_forget(gw, sub);
 	cable_binding_free(sub->binding);
 	ident_put(gw, sub->ident);
 	free(sub->acl_topic);
@@ -765,10 +766,12 @@ static void pause_session(struct session *s)
 
 static void do_message(struct session *s, const struct cable_cmd *cmd)
 {
+	struct cable_perform_info info = {0};
 	struct cable_error err = {0};
 	struct cable_publish pub = {0};
 	struct cable_msg *m;
 	struct sub *sub;
+	uint32_t seq = ++s->performs;
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
 	if (sub == NULL) {
@@ -778,10 +781,12 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		       s->sid, s->who.user);
 		return;
 	}
-	if (cable_binding_perform(sub->binding, cmd->data, cmd->data_len, &pub, &err) != CABLE_OK) {
+	if (cable_binding_perform(sub->binding, cmd->data, cmd->data_len, &pub, &info, &err) !=
+	    CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) perform refused: %s", s->sid,
 		       s->who.user, err.text);
-		return;
+		answer_refuse(s, sub, &info, info.refusal, seq);
+		goto done;
 	}
 	if (s->gw->rules->acl && cable_acl_check(s->gw->rules->acl, &s->who, CABLE_ACL_WRITE,
 	                                         pub.topic, strlen(pub.topic)) != CABLE_ACL_ALLOW) {
@@ -790,7 +795,8 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		       "'%s'",
 		       s->sid, s->who.user, pub.topic);
 		cable_publish_release(&pub);
-		return;
+		answer_refuse(s, sub, &info, CABLE_REFUSED_ACL, seq);
+		goto done;
 	}
 	m = cable_msg_new(CABLE_MSG_PUBLISH, pub.topic, strlen(pub.topic), pub.payload,
 	                  pub.payload_len);
@@ -798,11 +804,18 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		m->qos = pub.qos;
 		m->retain = pub.retain;
 	}
+	/* The answer (or the request's response topic) travels with the publish. */
+	if (m && (info.answer != CABLE_ANSWER_NONE || info.request) &&
+	    (m->answer = answer_prepare(s, sub, &info, seq)) == NULL) {
+		cable_msg_free(m);
+		m = NULL;
+	}
 	cable_publish_release(&pub);
 	if (m == NULL) {
 		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory; publish dropped",
 		       s->sid);
-		return;
+		answer_refuse(s, sub, &info, CABLE_REFUSED_SERVER, seq);
+		goto done;
 	}
 	s->gw->stats.publishes++;
 	if (gw_push_to_broker(s->gw, m) != CABLE_OK) {
@@ -810,6 +823,8 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		s->pending = m;
 		pause_session(s);
 	}
+done:
+	cable_perform_info_release(&info);
 }
 
 static void handle_command(struct session *s, const char *buf, size_t len)

@@ -89,6 +89,8 @@ struct action {
 	int qos;
 	bool retain;
 	bool with_sid;
+	bool request;
+	enum cable_answer answer;
 };
 
 struct channel {
@@ -102,6 +104,7 @@ struct channel {
 	struct template *streams;
 	size_t nstreams;
 	enum cable_deliver deliver;
+	enum cable_answer answer; /* for actions without their own, and unknown actions */
 	struct action *actions;
 	size_t nactions;
 };
@@ -118,6 +121,8 @@ struct bound_action {
 	int qos;
 	bool retain;
 	bool with_sid;
+	bool request;
+	enum cable_answer answer;
 };
 
 struct cable_binding {
@@ -125,6 +130,7 @@ struct cable_binding {
 	char **streams;
 	size_t nstreams;
 	enum cable_deliver deliver;
+	enum cable_answer answer; /* the channel's */
 	struct bound_action *actions;
 	size_t nactions;
 	char *user; /* NULL without a principal */
@@ -504,6 +510,28 @@ static int get_int(json_t *obj, const char *key, json_int_t lo, json_int_t hi, j
 	return CABLE_OK;
 }
 
+/* An optional "answer" member: "none", "refusals" or "all"; *out keeps its default. */
+static int get_answer(json_t *obj, enum cable_answer *out, const char *where,
+                      struct cable_error *err)
+{
+	json_t *v = json_object_get(obj, "answer");
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+
+	if (v == NULL)
+		return CABLE_OK;
+	if (strcmp(s, "none") == 0)
+		*out = CABLE_ANSWER_NONE;
+	else if (strcmp(s, "refusals") == 0)
+		*out = CABLE_ANSWER_REFUSALS;
+	else if (strcmp(s, "all") == 0)
+		*out = CABLE_ANSWER_ALL;
+	else
+		return cable_error_set(err, CABLE_EINVAL,
+		                       "%s.answer: must be \"none\", \"refusals\" or \"all\"",
+		                       where);
+	return CABLE_OK;
+}
+
 static bool param_name_ok(const char *s)
 {
 	size_t i;
@@ -717,8 +745,9 @@ static int load_streams(struct channel *ch, json_t *streams, struct cable_error 
 static int load_action(struct channel *ch, struct action *a, const char *name, json_t *spec,
                        const char *where, struct cable_error *err)
 {
-	static const char *const keys[] = {"topic", "payload", "qos", "retain", "with_sid", NULL};
-	static const char *const generic_keys[] = {"qos", "retain", NULL};
+	static const char *const keys[] = {"topic",    "payload", "qos",     "retain",
+	                                   "with_sid", "answer",  "request", NULL};
+	static const char *const generic_keys[] = {"qos", "retain", "answer", "request", NULL};
 	json_t *topic, *payload;
 	json_int_t qos = 0;
 	const char *shape;
@@ -736,7 +765,11 @@ static int load_action(struct channel *ch, struct action *a, const char *name, j
 	if ((rc = check_keys(spec, ch->generic ? generic_keys : keys, where, err)) ||
 	    (rc = get_int(spec, "qos", 0, 2, &qos, where, err)) ||
 	    (rc = get_bool(spec, "retain", &a->retain, where, err)) ||
-	    (rc = get_bool(spec, "with_sid", &a->with_sid, where, err)))
+	    (rc = get_bool(spec, "with_sid", &a->with_sid, where, err)) ||
+	    (rc = get_bool(spec, "request", &a->request, where, err)))
+		return rc;
+	a->answer = ch->answer;
+	if ((rc = get_answer(spec, &a->answer, where, err)))
 		return rc;
 	a->qos = (int)qos;
 	a->shape = PAYLOAD_MESSAGE;
@@ -803,9 +836,9 @@ static int load_actions(struct channel *ch, json_t *actions, struct cable_error 
 
 static int load_channel(struct channel *ch, const char *name, json_t *spec, struct cable_error *err)
 {
-	static const char *const keys[] = {"generic", "params",  "streams",
-	                                   "deliver", "actions", NULL};
-	static const char *const generic_keys[] = {"generic", "deliver", "actions", NULL};
+	static const char *const keys[] = {"generic", "params", "streams", "deliver",
+	                                   "actions", "answer", NULL};
+	static const char *const generic_keys[] = {"generic", "deliver", "actions", "answer", NULL};
 	char where[CABLE_ERROR_TEXT_MAX];
 	json_t *deliver;
 	int rc;
@@ -837,7 +870,8 @@ static int load_channel(struct channel *ch, const char *name, json_t *spec, stru
 			                       "%s.deliver: must be \"message\" or \"envelope\"",
 			                       where);
 	}
-	if ((rc = load_params(ch, json_object_get(spec, "params"), err)) ||
+	if ((rc = get_answer(spec, &ch->answer, where, err)) ||
+	    (rc = load_params(ch, json_object_get(spec, "params"), err)) ||
 	    (rc = load_streams(ch, json_object_get(spec, "streams"), err)) ||
 	    (rc = load_actions(ch, json_object_get(spec, "actions"), err)))
 		return rc;
@@ -1179,6 +1213,7 @@ int cable_chanmap_bind(const struct cable_chanmap *map, const char *identifier, 
 	if (b == NULL)
 		goto nomem;
 	b->deliver = ch->deliver;
+	b->answer = ch->answer;
 	b->channel = dup_mem(ch->name, strlen(ch->name));
 	b->streams = calloc(ch->nstreams + 1, sizeof(*b->streams));
 	b->actions = calloc(ch->nactions + 1, sizeof(*b->actions));
@@ -1198,6 +1233,8 @@ int cable_chanmap_bind(const struct cable_chanmap *map, const char *identifier, 
 		b->actions[i].qos = ch->actions[i].qos;
 		b->actions[i].retain = ch->actions[i].retain;
 		b->actions[i].with_sid = ch->actions[i].with_sid;
+		b->actions[i].request = ch->actions[i].request;
+		b->actions[i].answer = ch->actions[i].answer;
 	}
 
 	if (ch->generic)
@@ -1344,8 +1381,104 @@ done:
 	return rc;
 }
 
+const char *cable_refusal_name(enum cable_refusal r)
+{
+	switch (r) {
+	case CABLE_REFUSED_INVALID:
+		return "invalid_data";
+	case CABLE_REFUSED_UNKNOWN_ACTION:
+		return "unknown_action";
+	case CABLE_REFUSED_RETAIN:
+		return "retain_not_allowed";
+	case CABLE_REFUSED_ACL:
+		return "acl_denied";
+	case CABLE_REFUSED_BROKER:
+		return "broker_refused";
+	case CABLE_REFUSED_SERVER:
+		return "server_error";
+	case CABLE_REFUSED_NONE:
+		break;
+	}
+	return "";
+}
+
+void cable_perform_info_release(struct cable_perform_info *info)
+{
+	if (info == NULL)
+		return;
+	free(info->action);
+	free(info->request_id);
+	memset(info, 0, sizeof(*info));
+}
+
+/* Longest action name echoed back in an answer (a longer one is not named). */
+#define ANSWER_ACTION_MAX 256
+
+/*
+ * The data's "$request", taken out of the data: its JSON text into info, or EINVAL when
+ * it is neither a short string nor an integer.
+ */
+static int take_request_id(const struct cable_binding *b, json_t *root,
+                           struct cable_perform_info *info, struct cable_error *err)
+{
+	json_t *r = json_object_get(root, "$request");
+	int rc = CABLE_OK;
+
+	if (r == NULL)
+		return CABLE_OK;
+	if (!(json_is_integer(r) ||
+	      (json_is_string(r) && json_string_length(r) <= CABLE_REQUEST_MAX)))
+		rc = cable_error_set(
+		        err, CABLE_EINVAL,
+		        "channels.%s: \"$request\" must be a string of at most %d bytes "
+		        "or an integer",
+		        b->channel, CABLE_REQUEST_MAX);
+	else if (info && dump(r, JSON_ENCODE_ANY | JSON_COMPACT, &info->request_id,
+	                      &info->request_id_len) != CABLE_OK)
+		rc = nomem(err);
+	json_object_del(root, "$request");
+	return rc;
+}
+
+static enum cable_refusal refusal_for(int rc)
+{
+	switch (rc) {
+	case CABLE_OK:
+		return CABLE_REFUSED_NONE;
+	case CABLE_ENOTFOUND:
+		return CABLE_REFUSED_UNKNOWN_ACTION;
+	case CABLE_EDENIED:
+		return CABLE_REFUSED_RETAIN;
+	case CABLE_ENOMEM:
+		return CABLE_REFUSED_SERVER;
+	default:
+		return CABLE_REFUSED_INVALID;
+	}
+}
+
+static int perform(const struct cable_binding *b, const char *data, size_t len,
+                   struct cable_publish *out, struct cable_perform_info *info,
+                   struct cable_error *err);
+
 int cable_binding_perform(const struct cable_binding *b, const char *data, size_t len,
-                          struct cable_publish *out, struct cable_error *err)
+                          struct cable_publish *out, struct cable_perform_info *info,
+                          struct cable_error *err)
+{
+	int rc;
+
+	if (info) {
+		memset(info, 0, sizeof(*info));
+		info->answer = b->answer;
+	}
+	rc = perform(b, data, len, out, info, err);
+	if (info)
+		info->refusal = refusal_for(rc);
+	return rc;
+}
+
+static int perform(const struct cable_binding *b, const char *data, size_t len,
+                   struct cable_publish *out, struct cable_perform_info *info,
+                   struct cable_error *err)
 {
 	char q[QUOTE_MAX + 4];
 	const struct bound_action *a = NULL;
@@ -1383,6 +1516,23 @@ int cable_binding_perform(const struct cable_binding *b, const char *data, size_
 	for (i = 0; i < b->nactions && a == NULL; i++)
 		if (name_is(name, namelen, b->actions[i].name))
 			a = &b->actions[i];
+	if (a != NULL && info) {
+		info->answer = a->answer;
+		info->request = a->request;
+	}
+	/* The name is copied only for an answer (no allocation on the plain path). */
+	if (info && (info->answer != CABLE_ANSWER_NONE || info->request) &&
+	    namelen <= ANSWER_ACTION_MAX) {
+		info->action = dup_mem(name, namelen);
+		info->action_len = namelen;
+		if (info->action == NULL) {
+			rc = nomem(err);
+			goto done;
+		}
+	}
+	/* Before anything can fail on the action, so a refusal still echoes the request. */
+	if ((rc = take_request_id(b, root, info, err)) != CABLE_OK)
+		goto done;
 	if (a == NULL) {
 		quote(q, name, namelen);
 		rc = cable_error_set(err, CABLE_ENOTFOUND, "channels.%s: no action \"%s\"",

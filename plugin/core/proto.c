@@ -549,6 +549,7 @@ static int payload_is_json(const char *payload, size_t len)
 {
 	json_error_t jerr;
 	json_t *v;
+	int rc = 1;
 
 	if (len == 0)
 		return 0;
@@ -556,11 +557,23 @@ static int payload_is_json(const char *payload, size_t len)
 	               &jerr);
 	if (v == NULL)
 		return json_error_code(&jerr) == json_error_out_of_memory ? CABLE_ENOMEM : 0;
+	/* An object with the plugin's own key would pass for an answer (see the header). */
+	if (json_is_object(v) && json_object_get(v, CABLE_PROTO_RESERVED_KEY) != NULL)
+		rc = 2;
 	json_decref(v);
-	return 1;
+	return rc;
 }
 
+static int payload_value(const char *payload, size_t len, bool reserve, char **out,
+                         size_t *out_len);
+
 int cable_proto_payload_value(const char *payload, size_t len, char **out, size_t *out_len)
+{
+	return payload_value(payload, len, true, out, out_len);
+}
+
+/* reserve: refuse (EDENIED) an object with the reserved key, which only answers carry. */
+static int payload_value(const char *payload, size_t len, bool reserve, char **out, size_t *out_len)
 {
 	const struct piece as_string[] = {{PIECE_STRING, payload, len}};
 	const struct piece verbatim[] = {{PIECE_RAW, payload, len}};
@@ -575,7 +588,9 @@ int cable_proto_payload_value(const char *payload, size_t len, char **out, size_
 	rc = payload_is_json(payload, len);
 	if (rc < 0)
 		return rc;
-	if (rc == 1)
+	if (rc == 2 && reserve)
+		return CABLE_EDENIED;
+	if (rc >= 1)
 		return text_from_pieces(verbatim, 1, out, out_len);
 	return text_from_pieces(as_string, 1, out, out_len);
 }
@@ -594,7 +609,8 @@ int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *
 		return CABLE_EINVAL;
 	if (!utf8_text(topic, topic_len))
 		return CABLE_EINVAL;
-	rc = cable_proto_payload_value(payload, len, &value, &value_len);
+	/* Nested under "payload", an object with the reserved key cannot pass for an answer. */
+	rc = payload_value(payload, len, false, &value, &value_len);
 	if (rc == CABLE_OK) {
 		const struct piece pc[] = {
 		        RAW("{\"topic\":"),   {PIECE_STRING, topic, topic_len},
@@ -635,4 +651,78 @@ struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
 	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0))
 		return NULL;
 	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
+}
+
+/* Is s (len bytes) the JSON text of a string or an integer? */
+static bool request_id_valid(const char *s, size_t len)
+{
+	json_error_t jerr;
+	json_t *v;
+	bool ok;
+
+	if (s == NULL || len == 0)
+		return false;
+	v = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	ok = v != NULL && (json_is_string(v) || json_is_integer(v));
+	json_decref(v);
+	return ok;
+}
+
+int cable_proto_answer_value(const char *kind, const char *action, size_t action_len,
+                             const char *request_json, size_t request_len, const char *reason,
+                             char **out, size_t *out_len)
+{
+	struct piece pc[10];
+	size_t n = 0;
+
+	if (kind == NULL || out == NULL || out_len == NULL)
+		return CABLE_EINVAL;
+	pc[n++] = RAW("{\"" CABLE_PROTO_RESERVED_KEY "\":");
+	pc[n++] = (struct piece){PIECE_STRING, kind, strlen(kind)};
+	if (action) {
+		pc[n++] = RAW(",\"action\":");
+		pc[n++] = (struct piece){PIECE_STRING, action, action_len};
+	}
+	if (request_id_valid(request_json, request_len)) {
+		pc[n++] = RAW(",\"request\":");
+		pc[n++] = (struct piece){PIECE_RAW, request_json, request_len};
+	}
+	if (reason) {
+		pc[n++] = RAW(",\"reason\":");
+		pc[n++] = (struct piece){PIECE_STRING, reason, strlen(reason)};
+	}
+	pc[n++] = RAW("}");
+	return text_from_pieces(pc, n, out, out_len);
+}
+
+int cable_proto_reply_value(const char *request_json, size_t request_len, const char *payload,
+                            size_t len, char **out, size_t *out_len)
+{
+	struct piece pc[8];
+	char *value = NULL;
+	size_t value_len = 0, n = 0;
+	int rc;
+
+	if (out == NULL || out_len == NULL || (payload == NULL && len > 0))
+		return CABLE_EINVAL;
+	pc[n++] = RAW("{\"" CABLE_PROTO_RESERVED_KEY "\":\"reply\"");
+	if (request_id_valid(request_json, request_len)) {
+		pc[n++] = RAW(",\"request\":");
+		pc[n++] = (struct piece){PIECE_RAW, request_json, request_len};
+	}
+	rc = payload_value(payload, len, false, &value, &value_len);
+	if (rc == CABLE_OK) {
+		pc[n++] = RAW(",\"payload\":");
+		pc[n++] = (struct piece){PIECE_RAW, value, value_len};
+	} else if (rc == CABLE_EINVAL) {
+		pc[n++] = RAW(",\"payload_base64\":\"");
+		pc[n++] = (struct piece){PIECE_BASE64, payload, len};
+		pc[n++] = RAW("\"");
+	} else {
+		return rc;
+	}
+	pc[n++] = RAW("}");
+	rc = text_from_pieces(pc, n, out, out_len);
+	free(value);
+	return rc;
 }

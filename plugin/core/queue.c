@@ -1,4 +1,5 @@
 /* Bounded cross-thread FIFO; see cable_queue.h for the design. Any thread. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +29,40 @@ struct cable_msg *cable_msg_new(enum cable_msg_kind kind, const char *topic, siz
 	return m;
 }
 
+struct cable_answer_to *cable_answer_to_new(const char *token, const char *action,
+                                            size_t action_len, const char *request_id,
+                                            size_t request_id_len)
+{
+	struct cable_answer_to *a;
+	char *p;
+
+	a = malloc(sizeof(*a) + action_len + 1 + request_id_len + 1);
+	if (a == NULL)
+		return NULL;
+	memset(a, 0, sizeof(*a));
+	if (token)
+		snprintf(a->token, sizeof(a->token), "%s", token);
+	p = a->data;
+	if (action) {
+		a->action = p;
+		a->action_len = action_len;
+		memcpy(p, action, action_len);
+		p[action_len] = '\0';
+		p += action_len + 1;
+	}
+	if (request_id) {
+		a->request_id = p;
+		a->request_id_len = request_id_len;
+		memcpy(p, request_id, request_id_len);
+		p[request_id_len] = '\0';
+	}
+	return a;
+}
+
 void cable_msg_free(struct cable_msg *m)
 {
+	if (m)
+		free(m->answer);
 	free(m);
 }
 
@@ -39,7 +72,7 @@ void cable_msg_free_chain(struct cable_msg *m)
 
 	for (; m; m = next) {
 		next = m->next;
-		free(m);
+		cable_msg_free(m);
 	}
 }
 

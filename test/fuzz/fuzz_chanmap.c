@@ -7,7 +7,10 @@
  *     one level (so no value could add, remove or widen a level);
  *   - every topic a perform produces is a valid topic name (hence without wildcards)
  *     that does not start with '$'; a template action publishes to its own template;
- *   - an identity payload carries the principal's user, whatever the data said.
+ *   - an identity payload carries the principal's user, whatever the data said;
+ *   - the answer to a perform is consistent: a refusal reason exactly when it failed,
+ *     a "$request" echo that is the JSON of a string or an integer, and never part of
+ *     the published payload.
  *
  * Input: identifier NUL data [NUL user]. Without a second NUL the user is "fuzzer".
  * Seeds: test/fuzz/corpus/chanmap/. The map is loaded once and kept (a fuzz target may
@@ -31,8 +34,10 @@ static const char MAP[] =
         "{\"channels\":{"
         "\"ActuatorChannel\":{\"params\":{\"id\":{\"type\":\"integer\",\"min\":0,"
         "\"max\":1000000}},\"streams\":[\"actuators/{id}/state\",\"actuators/{id}/cmd\"],"
-        "\"deliver\":\"message\",\"actions\":{\"speak\":{\"topic\":\"actuators/{id}/cmd\","
-        "\"payload\":\"identity\",\"qos\":0,\"retain\":false}}},"
+        "\"deliver\":\"message\",\"answer\":\"refusals\",\"actions\":{\"speak\":{\"topic\":"
+        "\"actuators/{id}/cmd\",\"payload\":\"identity\",\"qos\":0,\"retain\":false},"
+        "\"status\":{\"topic\":\"actuators/{id}/cmd\",\"payload\":\"identity\","
+        "\"request\":true,\"answer\":\"all\"}}},"
         "\"SensorChannel\":{\"params\":{\"site\":{\"type\":\"string\","
         "\"pattern\":\"^[a-z0-9][a-z0-9-]{0,31}$\"}},\"streams\":[\"sites/{site}/sensors/#\"],"
         "\"deliver\":\"envelope\"},"
@@ -56,7 +61,9 @@ struct expect {
 };
 
 static const struct expect EXPECT[] = {
-        {"ActuatorChannel", {"actuators/{}/state", "actuators/{}/cmd"}, {"actuators/{}/cmd"}},
+        {"ActuatorChannel",
+         {"actuators/{}/state", "actuators/{}/cmd"},
+         {"actuators/{}/cmd", "actuators/{}/cmd"}},
         {"SensorChannel", {"sites/{}/sensors/#"}, {NULL}},
         {"BenchmarkChannel", {"bench/all"}, {"bench/all"}},
         {"NameChannel", {"+/{}/x/{}/#", "{}"}, {"names/{}/{}", "hello/{}"}},
@@ -163,7 +170,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cable_principal who = {0};
 	struct cable_binding *b = NULL;
 	struct cable_publish p = {0};
+	struct cable_perform_info info = {0};
 	struct cable_error err = {0};
+	json_error_t jerr;
+	json_t *rid;
+	int rc;
 
 	if (map == NULL) {
 		map = cable_chanmap_new(MAP, strlen(MAP), &err);
@@ -198,11 +209,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	e = expect_for(cable_binding_channel(b));
 	check_binding(b, e);
 	if (pdata != NULL) {
-		if (cable_binding_perform(b, pdata, dlen, &p, &err) == CABLE_OK)
+		rc = cable_binding_perform(b, pdata, dlen, &p, &info, &err);
+		if (rc == CABLE_OK) {
 			check_publish(b, e, &p, user);
-		else
+			CHECK(info.refusal == CABLE_REFUSED_NONE);
+			/* ActuatorChannel's actions are identity payloads: an object. */
+			if (strcmp(cable_binding_channel(b), "ActuatorChannel") == 0) {
+				rid = json_loadb(p.payload, p.payload_len, 0, &jerr);
+				CHECK(rid != NULL && json_object_get(rid, "$request") == NULL);
+				json_decref(rid);
+			}
+		} else {
 			CHECK(p.topic == NULL && p.payload == NULL);
+			CHECK(info.refusal != CABLE_REFUSED_NONE);
+			CHECK(*cable_refusal_name(info.refusal) != '\0');
+		}
+		CHECK(info.answer == CABLE_ANSWER_NONE || info.answer == CABLE_ANSWER_REFUSALS ||
+		      info.answer == CABLE_ANSWER_ALL);
+		CHECK(info.action == NULL || strlen(info.action) <= info.action_len);
+		if (info.request_id) {
+			rid = json_loadb(info.request_id, info.request_id_len,
+			                 JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+			CHECK(rid != NULL && (json_is_integer(rid) || json_is_string(rid)));
+			json_decref(rid);
+		}
 		cable_publish_release(&p);
+		cable_perform_info_release(&info);
 	}
 done:
 	cable_binding_free(b);

@@ -57,8 +57,8 @@ static void exercise_map(const struct cable_chanmap *map)
 		}
 		for (j = 0; j < sizeof(datas) / sizeof(datas[0]); j++) {
 			memset(&pub, 0, sizeof(pub));
-			if (cable_binding_perform(b, datas[j], strlen(datas[j]), &pub, &err) !=
-			    CABLE_OK)
+			if (cable_binding_perform(b, datas[j], strlen(datas[j]), &pub, NULL,
+			                          &err) != CABLE_OK)
 				continue;
 			CHECK(cable_topic_name_valid(pub.topic, strlen(pub.topic)));
 			CHECK(pub.topic[0] != '$');

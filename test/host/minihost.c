@@ -8,7 +8,9 @@
  * short), then fire MOSQ_EVT_TICK. It is not a broker: "device" messages arrive as
  * lines "topic<TAB>payload" on stdin and become MOSQ_EVT_MESSAGE; the plugin's
  * publishes are printed as "PUBLISH topic<TAB>payload" on stdout. SIGTERM or end of
- * stdin stops it, calling the plugin's cleanup.
+ * stdin stops it, calling the plugin's cleanup. With MINIHOST_REFUSE_TOPIC set, a
+ * publish to that topic is refused (MOSQ_ERR_NOMEM), as a broker that cannot take it.
+ * The MQTT 5 property helpers come from libmosquitto, as the broker exports its own.
  *
  * Usage: minihost PLUGIN.so key=value...   (the plugin_opt_ options, without prefix)
  */
@@ -85,12 +87,25 @@ EXPORT int mosquitto_broker_publish_copy(const char *clientid, const char *topic
                                          const void *payload, int qos, bool retain,
                                          mosquitto_property *properties)
 {
+	const char *refuse = getenv("MINIHOST_REFUSE_TOPIC");
+
 	(void)clientid;
-	(void)properties;
+	if (refuse && strcmp(refuse, topic) == 0) {
+		printf("REFUSED %s\n", topic);
+		fflush(stdout);
+		return MOSQ_ERR_NOMEM; /* the properties stay the caller's */
+	}
+	mosquitto_property_free_all(&properties); /* taken on success, as the broker does */
 	printf("PUBLISH %s\t%.*s\tqos=%d retain=%d\n", topic, payloadlen, (const char *)payload,
 	       qos, retain);
 	fflush(stdout);
 	return MOSQ_ERR_SUCCESS;
+}
+
+/* libmosquitto allocates property copies with the C library's allocator. */
+EXPORT void mosquitto_free(void *mem)
+{
+	free(mem);
 }
 
 EXPORT const char *mosquitto_strerror(int mosq_errno)

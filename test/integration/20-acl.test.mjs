@@ -65,6 +65,8 @@ describe('config/acl.example with config/channels.example.json', () => {
     s.perform('speak', { message: 'bob was here' });
     await waitForLog(b, /\(user bob\) perform refused/, 5000, from);
     await mq.expectNone(600);
+    // The example map answers refusals: bob is told why (96-answers has the details).
+    assert.deepEqual(await s.next(), { $cable: 'refused', action: 'speak', request: 1, reason: 'acl_denied' });
     await s.expectNone(0);
     // He still watches 42: device state and alice's commands reach him.
     const dev = await mqttConnect(b.mqttUrl);

@@ -7,6 +7,8 @@
 //     device's state answer shows up on the page;
 //   - another user's command (a stock @rails/actioncable consumer in Node) scrolls by;
 //   - the token may also come in the fragment (#jid=...), and actuators are separate;
+//   - a watch-only user's command is refused, and the page says so and why;
+//   - "status" is a request: the device's answer reaches the asking page alone;
 //   - stopping the broker makes the page say "Connection lost".
 // A screenshot of the page goes to /tmp/mosquitto-cable-demo.png.
 import { test, before, after, afterEach } from 'node:test';
@@ -30,7 +32,15 @@ let base;
 
 before(async () => {
   site = prepareSite();
-  broker = await startBroker({ pluginOpts: { http_dir: site.dir } });
+  // Everyone commands every actuator except dave, who only watches (as bob does in
+  // config/acl.example, which `make run` uses).
+  broker = await startBroker({
+    pluginOpts: { http_dir: site.dir, acl_file: '$DIR/acl' },
+    files: {
+      acl: ['alice', 'bob', 'carol'].map((u) => `user ${u}\ntopic readwrite actuators/#\n`).join('')
+        + 'user dave\ntopic read actuators/#\n',
+    },
+  });
   base = `http://127.0.0.1:${broker.wsPort}`;
   device = await startDevice(broker.mqttUrl, [42, 43]);
   browser = await launchChromium();
@@ -179,6 +189,51 @@ test('a token in the fragment works, and each page sees only its own actuator', 
     // Alice's page (actuator 42) saw none of it.
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(await page.locator('#log li.entry[data-user="carol"]').count(), 0);
+    assert.deepEqual(other.problems, [], 'the second page logged errors or failed requests');
+  } finally {
+    await other.context.close();
+  }
+});
+
+test("a watch-only user's command is refused, and the page shows why", async () => {
+  const token = broker.mint('dave');
+  const viewer = await openPage(`${base}/?jid=${encodeURIComponent(token)}`);
+  try {
+    const mqtt = await mqttConnect(broker.mqttUrl);
+    await mqtt.subscribe('actuators/+/cmd');
+    await viewer.page.locator('#command').fill('on');
+    await viewer.page.locator('#command').press('Enter');
+    const refusal = entries(viewer.page, 'refused').and(viewer.page.locator('[data-reason="acl_denied"]'));
+    await refusal.waitFor({ timeout: UI_TIMEOUT });
+    const text = await refusal.innerText();
+    assert.match(text, /not sent/);
+    assert.match(text, /speak: you may watch this actuator but not command it/);
+    // Nothing went out, so no command of dave's scrolls by anywhere.
+    await mqtt.expectNone(300);
+    assert.equal(await viewer.page.locator('#log li.entry[data-kind="cmd"][data-user="dave"]').count(), 0);
+    assert.equal(await page.locator('#log li.entry[data-user="dave"]').count(), 0);
+    assert.deepEqual(viewer.problems, [], 'the page logged errors or failed requests');
+    await viewer.page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-refused.png') });
+  } finally {
+    await viewer.context.close();
+  }
+});
+
+test('"status" is answered to the asking page alone', async () => {
+  assert.ok(page, 'needs the page of the earlier tests');
+  const token = broker.mint('carol');
+  const other = await openPage(`${base}/?jid=${encodeURIComponent(token)}`);
+  try {
+    await other.page.locator('.quick button[data-command="status"]').click();
+    const answer = entries(other.page, 'state')
+      .and(other.page.locator('[data-user="carol"][data-reply="true"]'));
+    await answer.waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await answer.innerText(), /status by carol \(you\).*answered to you alone/s);
+    // Alice's page saw carol's command go by, but not the answer.
+    await entries(page, 'cmd').and(page.locator('[data-user="carol"][data-message="status"]'))
+      .waitFor({ timeout: UI_TIMEOUT });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await entries(page, 'state').and(page.locator('[data-user="carol"]')).count(), 0);
     assert.deepEqual(other.problems, [], 'the second page logged errors or failed requests');
   } finally {
     await other.context.close();

@@ -141,7 +141,7 @@ static void value_refused(const struct cable_chanmap *map, const char *channel, 
 static int perform(const struct cable_binding *b, const char *data, struct cable_publish *p,
                    struct cable_error *err)
 {
-	return cable_binding_perform(b, data, strlen(data), p, err);
+	return cable_binding_perform(b, data, strlen(data), p, NULL, err);
 }
 
 /* Perform must succeed and publish exactly `payload` to `topic`. */
@@ -223,6 +223,22 @@ static void test_load_example_file(void)
 	ASSERT_STR_EQ(cable_binding_stream(b, 1), "actuators/42/cmd");
 	perform_ok(b, "{\"message\":\"on\",\"action\":\"speak\"}", "actuators/42/cmd",
 	           "{\"user\":\"alice\",\"message\":\"on\"}", 0, false);
+	{
+		/* The example answers refusals, and "status" is an acknowledged request. */
+		struct cable_perform_info info = {0};
+		struct cable_publish p = {0};
+		const char *st = "{\"message\":\"status\",\"action\":\"status\"}";
+
+		ASSERT_EQ(cable_binding_perform(b, st, strlen(st), &p, &info, NULL), CABLE_OK);
+		ASSERT_STR_EQ(p.topic, "actuators/42/cmd");
+		ASSERT_EQ(info.answer, CABLE_ANSWER_ALL);
+		ASSERT(info.request);
+		cable_publish_release(&p);
+		cable_perform_info_release(&info);
+		ASSERT_EQ(cable_binding_perform(b, "{}", 2, &p, &info, NULL), CABLE_ENOTFOUND);
+		ASSERT_EQ(info.answer, CABLE_ANSWER_REFUSALS);
+		cable_perform_info_release(&info);
+	}
 	cable_binding_free(b);
 	cable_chanmap_free(map);
 	free(buf);
@@ -857,6 +873,164 @@ static void test_perform_generic(void)
 	cable_chanmap_free(map);
 }
 
+/* ---- Answers: "answer", "request", "$request" ------------------------------------- */
+
+static const char ANSWER_MAP[] =
+        "{'channels': {"
+        " 'A': {'params': {'id': {'type': 'integer'}}, 'streams': ['a/{id}'],"
+        "  'answer': 'refusals',"
+        "  'actions': {"
+        "   'speak': {'topic': 'a/{id}/cmd', 'payload': 'identity'},"
+        "   'ask': {'topic': 'a/{id}/cmd', 'payload': 'data', 'request': true, 'answer': 'all'},"
+        "   'quiet': {'topic': 'a/{id}/cmd', 'payload': 'message', 'answer': 'none'}}},"
+        " 'Plain': {'streams': ['p'], 'actions': {'go': {'topic': 'p', 'payload': 'data'}}},"
+        " 'G': {'generic': true, 'answer': 'all', 'actions': {'publish': {'request': true}}}"
+        "}}";
+
+/* Perform and check the answer info; returns the status. */
+static int perform_info(const struct cable_binding *b, const char *data,
+                        struct cable_perform_info *info, struct cable_publish *p)
+{
+	struct cable_error err = {0};
+
+	return cable_binding_perform(b, data, strlen(data), p, info, &err);
+}
+
+static void info_is(const struct cable_perform_info *info, enum cable_answer answer, bool request,
+                    enum cable_refusal refusal, const char *action, const char *request_id)
+{
+	ASSERT_EQ(info->answer, answer);
+	ASSERT_EQ(info->request, request);
+	ASSERT_EQ(info->refusal, refusal);
+	if (action == NULL)
+		ASSERT_NULL(info->action);
+	else {
+		ASSERT_NOT_NULL(info->action);
+		ASSERT_STR_EQ(info->action, action);
+		ASSERT_EQ(info->action_len, strlen(action));
+	}
+	if (request_id == NULL)
+		ASSERT_NULL(info->request_id);
+	else {
+		ASSERT_NOT_NULL(info->request_id);
+		ASSERT_STR_EQ(info->request_id, request_id);
+		ASSERT_EQ(info->request_id_len, strlen(request_id));
+	}
+}
+
+static void test_answer_load_errors(void)
+{
+	channel_fails("{'answer': 'yes'}", "channels.C.answer: must be \"none\", \"refusals\" or");
+	channel_fails("{'answer': true}", "channels.C.answer: must be");
+	channel_fails("{'actions': {'a': {'topic': 't', 'payload': 'data', 'answer': 'ack'}}}",
+	              "channels.C.actions.a.answer: must be");
+	channel_fails("{'actions': {'a': {'topic': 't', 'payload': 'data', 'request': 'yes'}}}",
+	              "channels.C.actions.a.request: must be true or false");
+	channel_fails("{'actions': {'a': {'topic': 't', 'payload': 'data', 'answers': 'all'}}}",
+	              "unknown key \"answers\"");
+	channel_fails("{'generic': true, 'answer': 'loud'}", "channels.C.answer: must be");
+	channel_fails("{'generic': true, 'actions': {'publish': {'request': 1}}}",
+	              "channels.C.actions.publish.request: must be true or false");
+	cable_chanmap_free(load(q(ANSWER_MAP)));
+}
+
+static void test_answer_info(void)
+{
+	struct cable_chanmap *map = load(q(ANSWER_MAP));
+	struct cable_binding *a = bind_ok(map, q("{'channel': 'A', 'id': 1}"));
+	struct cable_binding *plain = bind_ok(map, q("{'channel': 'Plain'}"));
+	struct cable_binding *g = bind_ok(map, q("{'channel': 'G', 'topic': 'x/#'}"));
+	struct cable_perform_info info = {0};
+	struct cable_publish p = {0};
+
+	/* Accepted: the action's answer (or the channel's), request flag, "$request". */
+	ASSERT_EQ(perform_info(a, q("{'action': 'speak', 'message': 'on'}"), &info, &p), CABLE_OK);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_NONE, "speak", NULL);
+	cable_publish_release(&p);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 'ask', '$request': 'r-1', 'x': 1}"), &info, &p),
+	          CABLE_OK);
+	info_is(&info, CABLE_ANSWER_ALL, true, CABLE_REFUSED_NONE, "ask", q("'r-1'"));
+	/* "$request" is never published. */
+	ASSERT_STR_EQ(p.payload, q("{'x':1}"));
+	cable_publish_release(&p);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 'speak', '$request': 42, 'message': 'on'}"), &info,
+	                       &p),
+	          CABLE_OK);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_NONE, "speak", "42");
+	ASSERT_STR_EQ(p.payload, q("{'user':'alice','message':'on'}"));
+	cable_publish_release(&p);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 'quiet', 'message': 'm'}"), &info, &p), CABLE_OK);
+	/* Nothing to answer: the name is not even copied. */
+	info_is(&info, CABLE_ANSWER_NONE, false, CABLE_REFUSED_NONE, NULL, NULL);
+	cable_publish_release(&p);
+	cable_perform_info_release(&info);
+
+	/* Refused: each reason, with the answer that applies. */
+	ASSERT_EQ(perform_info(a, q("{'action': 'dance', '$request': 'd'}"), &info, &p),
+	          CABLE_ENOTFOUND);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_UNKNOWN_ACTION, "dance",
+	        q("'d'"));
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 'ask', 'retain': true}"), &info, &p),
+	          CABLE_EDENIED);
+	info_is(&info, CABLE_ANSWER_ALL, true, CABLE_REFUSED_RETAIN, "ask", NULL);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 'speak', '$request': [1]}"), &info, &p),
+	          CABLE_EINVAL);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_INVALID, "speak", NULL);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a,
+	                       q("{'action': 'speak', '$request': "
+	                         "'0123456789012345678901234567890123456789012345678901234567890123"
+	                         "4'}"),
+	                       &info, &p),
+	          CABLE_EINVAL);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_INVALID, "speak", NULL);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 'quiet'}"), &info, &p), CABLE_EINVAL);
+	info_is(&info, CABLE_ANSWER_NONE, false, CABLE_REFUSED_INVALID, NULL, NULL);
+	cable_perform_info_release(&info);
+	/* Not an object, or no string action: nothing to name; the channel's answer. */
+	ASSERT_EQ(perform_info(a, "[1]", &info, &p), CABLE_EINVAL);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_INVALID, NULL, NULL);
+	cable_perform_info_release(&info);
+	ASSERT_EQ(perform_info(a, q("{'action': 5}"), &info, &p), CABLE_EINVAL);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_INVALID, NULL, NULL);
+	cable_perform_info_release(&info);
+	/* No action member: "receive", which A does not have. */
+	ASSERT_EQ(perform_info(a, q("{'message': 'm'}"), &info, &p), CABLE_ENOTFOUND);
+	info_is(&info, CABLE_ANSWER_REFUSALS, false, CABLE_REFUSED_UNKNOWN_ACTION, "receive", NULL);
+	cable_perform_info_release(&info);
+
+	/* A channel that says nothing answers nothing (ActionCable's behaviour). */
+	ASSERT_EQ(perform_info(plain, q("{'action': 'nope'}"), &info, &p), CABLE_ENOTFOUND);
+	info_is(&info, CABLE_ANSWER_NONE, false, CABLE_REFUSED_UNKNOWN_ACTION, NULL, NULL);
+	cable_perform_info_release(&info);
+
+	/* The generic publish may be a request too. */
+	ASSERT_EQ(perform_info(g, q("{'action': 'publish', 'topic': 'x/1', 'message': 'm'}"), &info,
+	                       &p),
+	          CABLE_OK);
+	info_is(&info, CABLE_ANSWER_ALL, true, CABLE_REFUSED_NONE, "publish", NULL);
+	cable_publish_release(&p);
+	cable_perform_info_release(&info);
+	cable_perform_info_release(&info); /* twice is fine: it zeroes */
+	cable_perform_info_release(NULL);
+
+	ASSERT_STR_EQ(cable_refusal_name(CABLE_REFUSED_ACL), "acl_denied");
+	ASSERT_STR_EQ(cable_refusal_name(CABLE_REFUSED_BROKER), "broker_refused");
+	ASSERT_STR_EQ(cable_refusal_name(CABLE_REFUSED_SERVER), "server_error");
+	ASSERT_STR_EQ(cable_refusal_name(CABLE_REFUSED_NONE), "");
+	ASSERT_STR_EQ(cable_refusal_name((enum cable_refusal)99), "");
+	cable_binding_free(g);
+	cable_binding_free(plain);
+	cable_binding_free(a);
+	cable_chanmap_free(map);
+}
+
 TEST_MAIN(TEST(test_load_ok), TEST(test_load_example_file), TEST(test_load_bad_json),
           TEST(test_load_template_errors), TEST(test_load_level_limit),
           TEST(test_load_param_errors), TEST(test_load_pattern_limits),
@@ -865,4 +1039,4 @@ TEST_MAIN(TEST(test_load_ok), TEST(test_load_example_file), TEST(test_load_bad_j
           TEST(test_bind_user), TEST(test_bind_claims), TEST(test_bind_generic),
           TEST(test_binding_outlives_map), TEST(test_perform_identity), TEST(test_perform_message),
           TEST(test_perform_data), TEST(test_perform_errors), TEST(test_perform_retain),
-          TEST(test_perform_generic))
+          TEST(test_perform_generic), TEST(test_answer_load_errors), TEST(test_answer_info))

@@ -563,10 +563,85 @@ static void test_message(void)
 	free(id_json);
 }
 
+/* Device data with the reserved key: refused as a plain message, fine in an envelope. */
+static void test_reserved_key(void)
+{
+	char *out = NULL;
+	size_t n = 0;
+
+	ASSERT_EQ(cable_proto_payload_value(S("{\"$cable\":\"ack\"}"), &out, &n), CABLE_EDENIED);
+	ASSERT_EQ(cable_proto_payload_value(S(" { \"a\": 1, \"$cable\": null } "), &out, &n),
+	          CABLE_EDENIED);
+	ASSERT_NULL(out);
+	/* Only a top-level member of an object counts. */
+	expect_text(cable_proto_payload_value(S("{\"a\":{\"$cable\":1}}"), &out, &n), &out, &n,
+	            "{\"a\":{\"$cable\":1}}");
+	expect_text(cable_proto_payload_value(S("[{\"$cable\":1}]"), &out, &n), &out, &n,
+	            "[{\"$cable\":1}]");
+	expect_text(cable_proto_payload_value(S("\"$cable\""), &out, &n), &out, &n, "\"$cable\"");
+	expect_text(cable_proto_payload_value(S("{\"$cablex\":1}"), &out, &n), &out, &n,
+	            "{\"$cablex\":1}");
+	expect_text(cable_proto_envelope_value(S("t"), S("{\"$cable\":\"ack\"}"), false, &out, &n),
+	            &out, &n,
+	            "{\"topic\":\"t\",\"payload\":{\"$cable\":\"ack\"},\"retain\":false}");
+}
+
+static void test_answer_value(void)
+{
+	char *out = NULL;
+	size_t n = 0;
+
+	expect_text(cable_proto_answer_value("ack", S("speak"), S("7"), NULL, &out, &n), &out, &n,
+	            "{\"$cable\":\"ack\",\"action\":\"speak\",\"request\":7}");
+	expect_text(cable_proto_answer_value("refused", S("sp\"k"), S("\"r-1\""), "acl_denied",
+	                                     &out, &n),
+	            &out, &n,
+	            "{\"$cable\":\"refused\",\"action\":\"sp\\\"k\",\"request\":\"r-1\","
+	            "\"reason\":\"acl_denied\"}");
+	/* Nothing to name, nothing to echo. */
+	expect_text(cable_proto_answer_value("refused", NULL, 0, NULL, 0, "invalid_data", &out, &n),
+	            &out, &n, "{\"$cable\":\"refused\",\"reason\":\"invalid_data\"}");
+	expect_text(cable_proto_answer_value("ack", S("a"), S("\"\\u0000\""), NULL, &out, &n), &out,
+	            &n, "{\"$cable\":\"ack\",\"action\":\"a\",\"request\":\"\\u0000\"}");
+	/* A request id that is not the JSON of a string or an integer is left out. */
+	expect_text(cable_proto_answer_value("ack", S("a"), S("{\"x\":1}"), NULL, &out, &n), &out,
+	            &n, "{\"$cable\":\"ack\",\"action\":\"a\"}");
+	expect_text(cable_proto_answer_value("ack", S("a"), S("1.5"), NULL, &out, &n), &out, &n,
+	            "{\"$cable\":\"ack\",\"action\":\"a\"}");
+	expect_text(cable_proto_answer_value("ack", S("a"), S("7 8"), NULL, &out, &n), &out, &n,
+	            "{\"$cable\":\"ack\",\"action\":\"a\"}");
+	ASSERT_EQ(cable_proto_answer_value("ack", S("\xff"), NULL, 0, NULL, &out, &n),
+	          CABLE_EINVAL);
+	ASSERT_EQ(cable_proto_answer_value(NULL, NULL, 0, NULL, 0, NULL, &out, &n), CABLE_EINVAL);
+}
+
+static void test_reply_value(void)
+{
+	char *out = NULL;
+	size_t n = 0;
+
+	expect_text(cable_proto_reply_value(S("\"q1\""), S("{\"on\":true}"), &out, &n), &out, &n,
+	            "{\"$cable\":\"reply\",\"request\":\"q1\",\"payload\":{\"on\":true}}");
+	expect_text(cable_proto_reply_value(S("3"), S("plain"), &out, &n), &out, &n,
+	            "{\"$cable\":\"reply\",\"request\":3,\"payload\":\"plain\"}");
+	/* The device's data may carry the reserved key: it is nested. */
+	expect_text(cable_proto_reply_value(NULL, 0, S("{\"$cable\":1}"), &out, &n), &out, &n,
+	            "{\"$cable\":\"reply\",\"payload\":{\"$cable\":1}}");
+	/* Correlation data we did not send (not JSON, binary) is not echoed. */
+	expect_text(cable_proto_reply_value("\x01\x02", 2, S("1"), &out, &n), &out, &n,
+	            "{\"$cable\":\"reply\",\"payload\":1}");
+	expect_text(cable_proto_reply_value(NULL, 0, "\x00\x01\xff", 3, &out, &n), &out, &n,
+	            "{\"$cable\":\"reply\",\"payload_base64\":\"AAH/\"}");
+	expect_text(cable_proto_reply_value(NULL, 0, NULL, 0, &out, &n), &out, &n,
+	            "{\"$cable\":\"reply\",\"payload\":\"\"}");
+	ASSERT_EQ(cable_proto_reply_value(NULL, 0, NULL, 1, &out, &n), CABLE_EINVAL);
+}
+
 TEST_MAIN(TEST(test_decode_subscribe), TEST(test_decode_unsubscribe_and_message),
           TEST(test_decode_unknown_command), TEST(test_decode_identifier_unicode_and_escapes),
           TEST(test_decode_uses_length_not_nul), TEST(test_decode_errors),
           TEST(test_decode_error_text_is_printable), TEST(test_welcome), TEST(test_ping),
           TEST(test_disconnect), TEST(test_confirm_reject_exact),
           TEST(test_identifier_echo_round_trip), TEST(test_json_string), TEST(test_payload_value),
-          TEST(test_envelope_value), TEST(test_envelope_large_binary), TEST(test_message))
+          TEST(test_envelope_value), TEST(test_envelope_large_binary), TEST(test_message),
+          TEST(test_reserved_key), TEST(test_answer_value), TEST(test_reply_value))

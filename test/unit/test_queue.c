@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cable.h"
@@ -137,5 +138,43 @@ static void test_two_threads_nothing_lost_or_reordered(void)
 	cable_queue_release(&q);
 }
 
+/* The answer block a browser's publish carries: copies, NUL-terminated, freed with it. */
+static void test_answer_to(void)
+{
+	struct cable_answer_to *a;
+	struct cable_msg *m;
+
+	a = cable_answer_to_new("0123456789abcdefghijkl", "speak", 5, "\"r\0x\"", 5);
+	ASSERT_NOT_NULL(a);
+	ASSERT_STR_EQ(a->token, "0123456789abcdefghijkl");
+	ASSERT_STR_EQ(a->action, "speak");
+	ASSERT_EQ(a->action_len, 5);
+	ASSERT_EQ(a->request_id_len, 5);
+	ASSERT_MEM_EQ(a->request_id, "\"r\0x\"", 5);
+	ASSERT_EQ(a->request_id[5], '\0');
+	ASSERT_EQ(a->answer, 0);
+	ASSERT(!a->request);
+	m = cable_msg_new(CABLE_MSG_PUBLISH, "t", 1, "p", 1);
+	ASSERT_NOT_NULL(m);
+	m->answer = a; /* freed with the message (ASan/valgrind would see a leak) */
+	cable_msg_free_chain(m);
+
+	/* Nothing but a token; a token too long is cut, never overflows. */
+	a = cable_answer_to_new(NULL, NULL, 0, NULL, 0);
+	ASSERT_NOT_NULL(a);
+	ASSERT_STR_EQ(a->token, "");
+	ASSERT_NULL(a->action);
+	ASSERT_NULL(a->request_id);
+	free(a);
+	a = cable_answer_to_new("0123456789abcdefghijklmnopqrstuvwxyz", NULL, 0, NULL, 0);
+	ASSERT_NOT_NULL(a);
+	ASSERT_EQ(strlen(a->token), CABLE_ANSWER_TOKEN_LEN);
+	m = cable_msg_new(CABLE_MSG_REPLY, "t", 1, NULL, 0);
+	ASSERT_NOT_NULL(m);
+	m->answer = a;
+	cable_msg_free(m);
+	cable_msg_free(NULL);
+}
+
 TEST_MAIN(TEST(test_fifo_and_wake_once_per_burst), TEST(test_bounds_count_drops_and_report_waiting),
-          TEST(test_two_threads_nothing_lost_or_reordered))
+          TEST(test_two_threads_nothing_lost_or_reordered), TEST(test_answer_to))

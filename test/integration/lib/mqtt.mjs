@@ -36,7 +36,7 @@ export async function mqttConnect(url, opts = {}) {
   });
   const messages = new AsyncQueue(`MQTT messages of ${client.options.clientId}`);
   client.on('message', (topic, payload, packet) => {
-    messages.push({ topic, payload: Buffer.from(payload), text: payload.toString('utf8'), retain: packet.retain, at: Date.now(), raw: `${topic} ${payload}` });
+    messages.push({ topic, payload: Buffer.from(payload), text: payload.toString('utf8'), retain: packet.retain, at: Date.now(), raw: `${topic} ${payload}`, properties: packet.properties });
   });
   const wrapper = {
     client,
