@@ -1,11 +1,14 @@
 // A short, complete session for the valgrind run: connect (good and bad tokens),
 // subscribe (confirm, reject, duplicate), device messages in, speak out, unsubscribe,
-// malformed input, an oversized message, and an abrupt TCP close mid-frame.
+// malformed input, an oversized message, and an abrupt TCP close mid-frame; answers
+// (a refusal, an acknowledged MQTT 5 request, a device's reply) with subscriptions
+// that end before and at the shutdown.
 // Usage: node client.mjs WS_URL MQTT_PORT SECRET_FILE
 import fs from 'node:fs';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
+import mqtt from 'mqtt';
 import jwt from 'jsonwebtoken';
 
 const [wsUrl, mqttPort, secretFile] = process.argv.slice(2);
@@ -43,6 +46,36 @@ send(a, { command: 'message', identifier: id(42), data: { not: 'a string' } });
 send(b, { command: 'unsubscribe', identifier: id(42) });
 send(b, 'x'.repeat(70000)); // over the 64 KiB limit: 1009
 await sleep(500);
+// Answers: a refused perform, a request answered by an MQTT 5 device, a reply for a
+// subscription that is gone. c keeps its answer slot until the broker's shutdown.
+const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { protocolVersion: 5 });
+await dev.subscribeAsync('actuators/+/cmd');
+const requests = [];
+dev.on('message', (topic, payload, packet) => requests.push(packet.properties || {}));
+const c = await open(`${wsUrl}?jid=${token('carol')}`);
+send(c, { command: 'subscribe', identifier: id(43) });
+send(a, { command: 'subscribe', identifier: id(44) });
+await sleep(300);
+send(a, { command: 'message', identifier: id(42), data: JSON.stringify({ action: 'dance' }) });
+send(a, { command: 'message', identifier: id(44), data: JSON.stringify({ action: 'status', message: 'status', $request: 'v1' }) });
+send(c, { command: 'message', identifier: id(43), data: JSON.stringify({ action: 'status', message: 'status' }) });
+for (let i = 0; i < 50 && requests.filter((r) => r.responseTopic).length < 2; i++) await sleep(100);
+for (const r of requests.filter((q) => q.responseTopic)) {
+  await dev.publishAsync(r.responseTopic, '{"on":true}', { properties: { correlationData: r.correlationData } });
+}
+await sleep(300);
+send(a, { command: 'unsubscribe', identifier: id(44) });
+await sleep(200);
+for (const r of requests.filter((q) => q.responseTopic)) {
+  await dev.publishAsync(r.responseTopic, '"late"', { properties: { correlationData: r.correlationData } });
+}
+await sleep(300);
+await dev.endAsync();
+if (!a.frames.some((f) => f.includes('"$cable":"reply","request":"v1"')) ||
+    !a.frames.some((f) => f.includes('"reason":"unknown_action"'))) {
+  console.error('alice did not receive her answers', a.frames.slice(-5));
+  process.exit(1);
+}
 // An abrupt close in the middle of a frame header.
 const s = net.connect(new URL(wsUrl).port, '127.0.0.1');
 await new Promise((r) => s.on('connect', r));
