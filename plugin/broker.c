@@ -52,6 +52,7 @@ struct cable_plugin {
 	pthread_t broker_thread;
 	int wake_signo;
 	uint64_t reported_drops; /* to_gateway drops already logged */
+	bool per_listener;       /* per_listener_settings true: TICK may never come */
 };
 
 /* ---- Waking ---------------------------------------------------------------------- */
@@ -132,8 +133,8 @@ static int check_lws_copy(struct cable_plugin *p)
 	void *addrs[32];
 	const char *names[32];
 	Dl_info info;
-	const char *first = NULL;
-	size_t i, n;
+	const char *first = NULL, *version;
+	size_t i, n, vlen;
 
 	n = p->gw_api->lws_entry_points(addrs, names, CABLE_ARRAY_LEN(addrs));
 	for (i = 0; i < n; i++) {
@@ -165,11 +166,16 @@ static int check_lws_copy(struct cable_plugin *p)
 	}
 	if (n == 0)
 		return MOSQ_ERR_UNKNOWN;
+	/* Debian's lws reports "4.1.6-" (an empty git suffix): print the version alone. */
+	version = p->gw_api->lws_version();
+	vlen = strcspn(version, " ");
+	while (vlen && version[vlen - 1] == '-')
+		vlen--;
 	mosquitto_log_printf(MOSQ_LOG_INFO,
 	                     LOG_PREFIX
-	                     "libwebsockets %s from %s (%zu entry points checked, isolated "
+	                     "libwebsockets %.*s from %s (%zu entry points checked, isolated "
 	                     "from the broker's own copy)",
-	                     p->gw_api->lws_version(), first, n);
+	                     (int)vlen, version, first, n);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -216,6 +222,8 @@ static int load_gateway(struct cable_plugin *p)
 
 /* ---- Broker callbacks (broker thread) ---------------------------------------------- */
 
+static void drain_to_broker(struct cable_plugin *p);
+
 /*
  * A device's reply to a request: keep its correlation data (the request id the gateway
  * sent) for the browser. false when out of memory.
@@ -258,6 +266,9 @@ static int on_message(int event, void *event_data, void *userdata)
 	m->t_ns = cable_now_ns();
 	if (cable_queue_push(&p->link.to_gateway, m, false) != CABLE_OK)
 		cable_msg_free(m);
+	/* Without TICKs (per_listener_settings true) this is our only turn to log. */
+	if (p->per_listener)
+		drain_to_broker(p);
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -329,15 +340,11 @@ static void report_drops(struct cable_plugin *p)
 }
 
 /* Drain what the gateway sent: publishes and log lines. */
-static int on_tick(int event, void *event_data, void *userdata)
+static void drain_to_broker(struct cable_plugin *p)
 {
-	struct cable_plugin *p = userdata;
 	struct cable_msg *m, *next;
 	bool was_waiting = false;
 
-	(void)event;
-	(void)event_data;
-	atomic_fetch_add_explicit(&p->link.ticks, 1, memory_order_relaxed);
 	m = cable_queue_take_all(&p->link.to_broker, &was_waiting);
 	for (; m; m = next) {
 		next = m->next;
@@ -360,7 +367,35 @@ static int on_tick(int event, void *event_data, void *userdata)
 	if (was_waiting)
 		wake_gateway(p);
 	report_drops(p);
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+	struct cable_plugin *p = userdata;
+
+	(void)event;
+	(void)event_data;
+	atomic_fetch_add_explicit(&p->link.ticks, 1, memory_order_relaxed);
+	drain_to_broker(p);
 	return MOSQ_ERR_SUCCESS;
+}
+
+/* The reload line names every file that was read again. */
+static void log_reloaded(const struct cable_plugin *p)
+{
+	const char *files[] = {
+	        p->opts.channels_file, p->opts.gw.anonymous ? NULL : p->opts.jwt_secret_file,
+	        p->opts.gw.anonymous ? NULL : p->opts.jwt_keys_file, p->opts.acl_file};
+	char line[1024];
+	size_t i, n = 0;
+
+	line[0] = '\0';
+	for (i = 0; i < CABLE_ARRAY_LEN(files); i++) {
+		if (files[i] && n < sizeof(line))
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", n ? ", " : "",
+			                      files[i]);
+	}
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "reloaded %s", line);
 }
 
 /* SIGHUP: re-read the files; keep the old rules if the new ones are bad. */
@@ -387,9 +422,7 @@ static int on_reload(int event, void *event_data, void *userdata)
 	}
 	m->ptr = rules;
 	cable_queue_push(&p->link.to_gateway, m, true);
-	mosquitto_log_printf(MOSQ_LOG_NOTICE, LOG_PREFIX "reloaded %s%s%s", p->opts.channels_file,
-	                     p->opts.jwt_secret_file ? " and " : "",
-	                     p->opts.jwt_secret_file ? p->opts.jwt_secret_file : "");
+	log_reloaded(p);
 	/* Returning DEFER lets the broker run the other plugins' reload callbacks too. */
 	return MOSQ_ERR_PLUGIN_DEFER;
 }
@@ -402,6 +435,22 @@ static const struct {
         {MOSQ_EVT_TICK, on_tick},
         {MOSQ_EVT_RELOAD, on_reload},
 };
+
+/*
+ * per_listener_settings true. Mosquitto 2.0 then initialises the plugin for the listener
+ * its `plugin` line follows and records that listener in the plugin id, the first (and
+ * in 2.0 only) member of struct mosquitto_plugin_id_t, which is NULL otherwise. In that
+ * mode 2.0.11-2.0.14 send plugins no MOSQ_EVT_TICK (browser publishes never leave) and
+ * every 2.0 leaves bridged messages and other listeners' clients out of
+ * MOSQ_EVT_MESSAGE. Say so here, from the broker thread, so it is in the broker's log.
+ */
+static bool per_listener_settings(const mosquitto_plugin_id_t *id)
+{
+	const void *listener = NULL;
+
+	memcpy(&listener, (const void *)id, sizeof(listener));
+	return listener != NULL;
+}
 
 /* ---- Plugin entry points (broker thread) ------------------------------------------- */
 
@@ -517,6 +566,14 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 			return rc;
 		}
 	}
+	p->per_listener = per_listener_settings(identifier);
+	if (p->per_listener)
+		mosquitto_log_printf(MOSQ_LOG_ERR, LOG_PREFIX
+		                     "error: per_listener_settings is true: browser "
+		                     "publishes are lost (Mosquitto 2.0.11-2.0.14 send plugins no "
+		                     "MOSQ_EVT_TICK) and only clients of one listener reach "
+		                     "browsers (no bridged messages). Set per_listener_settings "
+		                     "false (/health answers 503 while no TICK arrives)");
 	mosquitto_log_printf(
 	        MOSQ_LOG_NOTICE, LOG_PREFIX "listening on %s://%s:%d%s (auth %s, event loop: %s)",
 	        p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address, p->opts.gw.port,

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <mosquitto_broker.h>
@@ -172,6 +174,53 @@ bad:
 	return CABLE_EINVAL;
 }
 
+/* Edit distance between a and b (insertions, deletions, substitutions), capped at 99. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t row[64], la = strlen(a), lb = strlen(b), i, j, diag, up;
+
+	if (la >= CABLE_ARRAY_LEN(row) || lb >= CABLE_ARRAY_LEN(row))
+		return 99;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/*
+ * The known option an unknown key most likely meant: a typo (edit distance up to a
+ * third of its length, at least 2) or a shortened name (jwt_secret for
+ * jwt_secret_file). NULL when nothing is close.
+ */
+static const struct opt_spec *closest_option(const char *key)
+{
+	const struct opt_spec *best = NULL;
+	size_t j, d, best_d = 99, len = strlen(key), limit = len / 3 > 2 ? len / 3 : 2;
+
+	for (j = 0; j < CABLE_ARRAY_LEN(opt_specs); j++) {
+		d = edit_distance(key, opt_specs[j].key);
+		if (len >= 4 && strncmp(opt_specs[j].key, key, len) == 0)
+			d = 1; /* a prefix of a known name */
+		if (d < best_d) {
+			best_d = d;
+			best = &opt_specs[j];
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
 int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_options *out,
                         char *err, size_t errlen)
 {
@@ -190,9 +239,12 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 			}
 		}
 		if (s == NULL) {
+			const struct opt_spec *near = closest_option(opts[i].key);
+
 			snprintf(err, errlen,
-			         "plugin_opt_%s: unknown option (see docs/configuration.md)",
-			         opts[i].key);
+			         "plugin_opt_%s: unknown option%s%s%s (see docs/configuration.md)",
+			         opts[i].key, near ? "; did you mean plugin_opt_" : "",
+			         near ? near->key : "", near ? "?" : "");
 			return CABLE_EINVAL;
 		}
 		rc = set_option(&o, s, opts[i].value, err, errlen);
@@ -272,14 +324,47 @@ static size_t strip_newline(const char *s, size_t len)
 	return len;
 }
 
+/*
+ * Why a file could not be read. For a permission problem it names the user the broker
+ * runs as: it drops privileges (to mosquitto) before it loads plugins, so a file root
+ * can read may still be out of reach.
+ */
+static void why_unreadable(int rc, int errnum, char *buf, size_t len)
+{
+	struct passwd pw, *found = NULL;
+	char pwbuf[1024];
+
+	if (rc == CABLE_ENOMEM) {
+		snprintf(buf, len, "out of memory");
+		return;
+	}
+	if (errnum != EACCES && errnum != EPERM) {
+		snprintf(buf, len, "%s", strerror(errnum));
+		return;
+	}
+	getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &found);
+	if (found)
+		snprintf(buf, len,
+		         "%s; the broker runs as user '%s' (uid %u): that user needs read access "
+		         "to the file and search access to its directories",
+		         strerror(errnum), found->pw_name, (unsigned)geteuid());
+	else
+		snprintf(buf, len,
+		         "%s; the broker runs as uid %u: that uid needs read access to the file "
+		         "and search access to its directories",
+		         strerror(errnum), (unsigned)geteuid());
+}
+
 static int read_option_file(const char *option, const char *path, size_t max, char **buf,
                             size_t *len, char *err, size_t errlen)
 {
 	int rc = cable_read_file(path, buf, len, max);
+	char why[256];
 
-	if (rc != CABLE_OK)
-		snprintf(err, errlen, "plugin_opt_%s: cannot read '%s': %s", option, path,
-		         rc == CABLE_ENOMEM ? "out of memory" : strerror(errno));
+	if (rc != CABLE_OK) {
+		why_unreadable(rc, errno, why, sizeof(why));
+		snprintf(err, errlen, "plugin_opt_%s: cannot read '%s': %s", option, path, why);
+	}
 	return rc;
 }
 
@@ -355,10 +440,15 @@ static int read_keys_file(const char *path, struct key_files *kf, char *err, siz
 			         path, i);
 			return CABLE_EINVAL;
 		}
-		if (cable_read_file(file, &kf->bufs[i], &kf->lens[i], 1024 * 1024) != CABLE_OK) {
+		int rc = cable_read_file(file, &kf->bufs[i], &kf->lens[i], 1024 * 1024);
+
+		if (rc != CABLE_OK) {
+			char why[256];
+
+			why_unreadable(rc, errno, why, sizeof(why));
 			snprintf(err, errlen,
 			         "plugin_opt_jwt_keys_file: keys[%zu]: cannot read '%s': %s", i,
-			         file, strerror(errno));
+			         file, why);
 			return CABLE_EIO;
 		}
 		kf->keys[i].kid = kid;

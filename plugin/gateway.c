@@ -8,6 +8,8 @@
  * with a clear message; from then on only the gateway thread touches it.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,7 +17,9 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <ev.h>
 #include <mosquitto.h>
@@ -27,6 +31,46 @@
 _Static_assert(CABLE_FRAME_HEADROOM >= LWS_PRE, "frames need LWS_PRE bytes of headroom");
 
 #define STOP_GRACE_US (1500 * LWS_US_PER_MS) /* time for server_restart frames to leave */
+
+/*
+ * Broker thread, after lws could not create the listener (lws says only that it
+ * failed): bind a socket the same way once more and name what the kernel answers.
+ */
+static const char *why_no_listen(const struct cable_gateway_config *cfg)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[8];
+	int fd, one = 1, e = 0;
+
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", cfg->port);
+	if (getaddrinfo(cfg->address, port, &hints, &ai) != 0 || ai == NULL)
+		return "not a local address (the name does not resolve)";
+	fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
+			e = errno;
+		close(fd);
+	}
+	freeaddrinfo(ai);
+	switch (e) {
+	case EADDRINUSE:
+		return "in use (another broker, or a previous run still up? "
+		       "ss -ltnp shows who holds it)";
+	case EADDRNOTAVAIL:
+		return "not a local address of this host";
+	case EACCES:
+	case EPERM:
+		return "not permitted (ports below 1024 need privileges the broker has dropped "
+		       "by the time it loads plugins)";
+	default:
+		return cfg->tls_cert ? "lws could not create the listener; check the "
+		                       "plugin_opt_tls_* files"
+		                     : "lws could not create the listener";
+	}
+}
 
 /* ---- Logging: lines go to the broker thread, which alone may call mosquitto_log ---- */
 
@@ -126,11 +170,14 @@ static void check_ticks(struct gw *gw)
 	if (gw->warned_tick || ++gw->pings * gw->cfg.ping_interval < 5)
 		return;
 	gw->warned_tick = true;
-	if (atomic_load_explicit(&gw->link->ticks, memory_order_relaxed) == 0)
-		fprintf(stderr,
-		        "mosquitto-cable: error: the broker has sent no MOSQ_EVT_TICK; browser "
-		        "publishes cannot be delivered. Set per_listener_settings false "
-		        "(Mosquitto 2.0.11-2.0.14 send no TICK otherwise).\n");
+	if (atomic_load_explicit(&gw->link->ticks, memory_order_relaxed) != 0)
+		return;
+	/* From now on /health answers 503 with this, and performs are refused with it. */
+	gw->unhealthy = "the broker sends no MOSQ_EVT_TICK, so browser publishes cannot be "
+	                "delivered: set per_listener_settings false (Mosquitto 2.0.11-2.0.14 "
+	                "send plugins no TICK otherwise)";
+	fprintf(stderr, "mosquitto-cable: error: %s\n", gw->unhealthy);
+	gw_log(gw, MOSQ_LOG_ERR, "%s", gw->unhealthy);
 }
 
 /*
@@ -192,6 +239,10 @@ static void begin_stop(struct gw *gw)
 	struct session *s;
 
 	gw->stopping = true;
+	if (gw->nsessions)
+		gw_log(gw, MOSQ_LOG_NOTICE,
+		       "closing %zu connections: server_restart (the broker is stopping)",
+		       gw->nsessions);
 	for (s = gw->sessions; s; s = s->next)
 		session_close(s, "server_restart", true, LWS_CLOSE_STATUS_GOINGAWAY);
 	gw->stop_deadline_us = lws_now_usecs() + STOP_GRACE_US;
@@ -328,6 +379,17 @@ static int http_reply(struct lws *wsi, unsigned status, const char *body)
 	return 0;
 }
 
+/* /health: 200 ok, or 503 with the reason the gateway cannot do its job. */
+static int health_reply(struct gw *gw, struct lws *wsi)
+{
+	char body[512];
+
+	if (gw->unhealthy == NULL)
+		return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
+	snprintf(body, sizeof(body), "unhealthy: %s\n", gw->unhealthy);
+	return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, body);
+}
+
 static int metrics_reply(struct gw *gw, struct lws *wsi)
 {
 	char *body = malloc(64 * 1024);
@@ -386,7 +448,7 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 	case LWS_CALLBACK_HTTP:
 		/* Plain HTTP: /health, else 404 as Rails answers a non-WebSocket request. */
 		if (header_equals(wsi, WSI_TOKEN_GET_URI, "/health"))
-			return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
+			return health_reply(gw, wsi);
 		if (header_equals(wsi, WSI_TOKEN_GET_URI, "/metrics"))
 			return metrics_reply(gw, wsi);
 		return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "Page not found\n");
@@ -716,11 +778,8 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	gw->ctx = lws_create_context(&info);
 	if (gw->ctx == NULL) {
 		snprintf(err, errlen,
-		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port%s): address "
-		         "in use, "
-		         "not local, or not permitted",
-		         gw->cfg.address, gw->cfg.port,
-		         gw->cfg.tls_cert ? ", or unreadable plugin_opt_tls_* files" : "");
+		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): %s",
+		         gw->cfg.address, gw->cfg.port, why_no_listen(&gw->cfg));
 		gw_free(gw);
 		return NULL;
 	}

@@ -226,8 +226,9 @@ struct gw {
 	size_t ntouched, touched_cap;
 
 	lws_sorted_usec_list_t ping_sul;
-	unsigned pings;   /* ping rounds so far, for the TICK watchdog */
-	bool warned_tick; /* the no-TICK warning was printed */
+	unsigned pings;        /* ping rounds so far, for the TICK watchdog */
+	bool warned_tick;      /* the no-TICK watchdog has looked */
+	const char *unhealthy; /* why /health answers 503 and performs are refused, or NULL */
 	lws_sorted_usec_list_t stop_sul;
 	lws_sorted_usec_list_t metrics_sul;
 	lws_sorted_usec_list_t inbox_sul; /* continues a large inbox after the writes */

@@ -3,6 +3,7 @@
  * outbound frame ring, backpressure and closing. Gateway thread only.
  */
 #include <stdint.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -314,8 +315,13 @@ static void expiry_fire(lws_sorted_usec_list_t *sul)
 	while (gw->nexpiring && gw->expiring[0]->who.exp <= now) {
 		s = gw->expiring[0];
 		expiry_remove(s);
-		if (s->active && !s->closing)
+		if (s->active && !s->closing) {
+			gw_log(gw, MOSQ_LOG_NOTICE,
+			       "connection %s (%s) closed: token_expired (its exp plus "
+			       "plugin_opt_jwt_leeway has passed)",
+			       s->sid, s->peer);
 			session_close(s, "token_expired", false, LWS_CLOSE_STATUS_NORMAL);
+		}
 	}
 	expiry_arm(gw);
 }
@@ -420,6 +426,13 @@ static int authenticate(struct session *s)
 		json_decref(s->who.claims);
 		s->who.claims = NULL;
 	}
+	/*
+	 * A token is accepted while now < exp + leeway, so that is also when the connection
+	 * ends: from here on who.exp is that moment (accepting a token inside the leeway and
+	 * closing it at once as expired would contradict itself).
+	 */
+	if (s->who.exp && rules->policy.leeway > 0 && s->who.exp < LLONG_MAX - rules->policy.leeway)
+		s->who.exp += rules->policy.leeway;
 	if (s->who.exp && expiry_add(s) != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_WARNING, "connection %s (%s) refused: out of memory", s->sid,
 		       s->peer);
@@ -798,6 +811,12 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		answer_refuse(s, sub, &info, CABLE_REFUSED_ACL, seq);
 		goto done;
 	}
+	if (s->gw->unhealthy) {
+		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s (user %s) perform refused: %s", s->sid,
+		       s->who.user, s->gw->unhealthy);
+		cable_publish_release(&pub);
+		return;
+	}
 	m = cable_msg_new(CABLE_MSG_PUBLISH, pub.topic, strlen(pub.topic), pub.payload,
 	                  pub.payload_len);
 	if (m) {
@@ -863,6 +882,10 @@ static void defer_command(struct session *s, const char *buf, size_t len)
 	struct deferred *d;
 
 	if (s->ndeferred >= MAX_DEFERRED || (d = malloc(sizeof(*d) + len)) == NULL) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s) closed: invalid_request (more than %d commands "
+		       "waiting for the broker)",
+		       s->sid, s->peer, MAX_DEFERRED);
 		session_close(s, "invalid_request", true, LWS_CLOSE_STATUS_POLICY_VIOLATION);
 		return;
 	}
@@ -956,6 +979,9 @@ void session_receive(struct session *s, const void *in, size_t len)
 			cap *= 2;
 		grown = realloc(s->rx, cap);
 		if (grown == NULL) {
+			gw_log(s->gw, MOSQ_LOG_WARNING,
+			       "connection %s (%s) closed: server_error (out of memory)", s->sid,
+			       s->peer);
 			session_close(s, "server_error", true,
 			              LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
 			return;

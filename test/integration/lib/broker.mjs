@@ -90,6 +90,7 @@ function mosquittoUser() {
  *                  a value of null removes the line.
  * opts.secret:     the secret bytes (string or Buffer) instead of a random one.
  * opts.extraConf:  extra mosquitto.conf lines (before the plugin line).
+ * opts.perListenerSettings: true writes `per_listener_settings true` (default false).
  * opts.files:      { name: content } written into the broker's temp dir (readable by
  *                  the broker); "$DIR" in pluginOpts values stands for that dir.
  * When mosquitto exits or is not ready in time, the error thrown carries .exit
@@ -124,7 +125,7 @@ export async function startBroker(opts = {}) {
     ...(opts.pluginOpts || {}),
   };
   const lines = [
-    'per_listener_settings false',
+    `per_listener_settings ${opts.perListenerSettings ? 'true' : 'false'}`,
     `listener ${mqttPort} 127.0.0.1`,
     'allow_anonymous true',
     'log_type all',
