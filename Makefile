@@ -2,6 +2,7 @@
 #   make run    install what is missing (Debian 12), build, start mosquitto with the plugin
 #   make test   install what is missing, build, run every test
 # Everything else is CMake underneath: cmake -S . -B build && cmake --build build.
+# node_modules comes before the build, so CMake finds the test clients already there.
 
 BUILD ?= build
 CMAKE_FLAGS ?=
@@ -21,7 +22,7 @@ build:
 
 run:
 	scripts/deps.sh run
-	$(MAKE) --no-print-directory build node_modules/.package-lock.json
+	$(MAKE) --no-print-directory node_modules/.package-lock.json build
 	BUILD=$(BUILD) scripts/run.sh
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -30,7 +31,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 test:
 	scripts/deps.sh test
-	$(MAKE) --no-print-directory build node_modules/.package-lock.json
+	$(MAKE) --no-print-directory node_modules/.package-lock.json build
 	$(MAKE) --no-print-directory check-format
 	CABLE_WERROR=$(CI) scripts/sanitize.sh
 	ctest --test-dir $(BUILD) --output-on-failure -j 1

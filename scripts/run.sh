@@ -5,12 +5,14 @@ set -eu
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
 
+# Only the probe's own "connection refused" is silenced, never the message below.
 for port in 1883 8080; do
 	if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
-		echo "port $port on 127.0.0.1 is already in use (a system mosquitto? 'systemctl stop mosquitto')" >&2
+		echo "make run: port $port on 127.0.0.1 is already in use (a system mosquitto?" \
+			"'systemctl stop mosquitto'; 'ss -ltnp sport = :$port' shows who holds it)" >&2
 		exit 1
 	fi
-done 2>/dev/null || true
+done
 
 mkdir -p .run
 if [ ! -s .run/jwt-secret ]; then
