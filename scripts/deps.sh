@@ -4,7 +4,8 @@
 #   scripts/deps.sh run     build + the broker and its command-line clients, Node.js
 #                           (the demo's simulated device)
 #   scripts/deps.sh test    run + what the tests use (clang for libFuzzer, valgrind,
-#                           Debian's chromium for the real-browser test)
+#                           Debian's chromium for the real-browser test, ruby-jwt for
+#                           the Ruby token example, haproxy for the scale-out recipe)
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 set -eu
 
@@ -12,7 +13,8 @@ what=${1:-run}
 build="build-essential cmake pkg-config libmosquitto-dev mosquitto-dev libwebsockets-dev
 	libwebsockets-evlib-ev libev-dev libjansson-dev libssl-dev uthash-dev"
 run="$build mosquitto mosquitto-clients"
-test="$run clang clang-format valgrind chromium fonts-dejavu-core curl python3"
+test="$run clang clang-format valgrind chromium fonts-dejavu-core curl python3 ruby ruby-jwt
+	haproxy"
 
 case "$what" in
 build) want=$build ;;

@@ -40,12 +40,14 @@ cat <<INFO
   A token for user "alice", valid 24 hours (mint more with
   $build/mosquitto-cable-token --secret-file .run/jwt-secret --user NAME).
 
-  In a browser or Node:
+  In a page:
     import { createConsumer } from "@rails/actioncable"
     const cable = createConsumer("ws://127.0.0.1:8080/cable?jid=$token")
     const actuator = cable.subscriptions.create({ channel: "ActuatorChannel", id: 42 },
       { received: (data) => console.log(data) })
     actuator.perform("speak", { message: "on" })
+  In Node (the same client, with the two browser globals it needs; examples/):
+    node examples/actioncable-node.mjs 'ws://127.0.0.1:8080/cable?jid=$token'
 
   Then: mosquitto_pub -t actuators/42/state -m '{"on":true}'   (reaches the browser)
         mosquitto_sub -t 'actuators/#' -v                       (shows what browsers speak)
