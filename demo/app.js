@@ -43,6 +43,8 @@ function userFromToken(token) {
 }
 
 const token = tokenFromLocation();
+const NO_TOKEN_HINT = 'No token in the page URL: open the URL that `make run` prints (…/?jid=TOKEN). ' +
+  'Connecting without one works only when the plugin runs with plugin_opt_auth anonymous.';
 const me = token ? userFromToken(token) : null;
 const cablePath = getConfig('url') || '/cable';
 const cableUrl = token ? `${cablePath}${cablePath.includes('?') ? '&' : '?'}jid=${encodeURIComponent(token)}` : cablePath;
@@ -88,15 +90,21 @@ function addEntry(kind, parts, { user, at, data = {} } = {}) {
 
 const system = (text) => addEntry('system', [text]);
 
+// The connection's badge (top right). Commands are possible only when connected and
+// the open actuator's subscription was not rejected.
 function setStatus(state, text) {
   status.dataset.state = state;
   status.textContent = text;
-  for (const c of controls) c.disabled = state !== 'connected';
+  enableControls(state === 'connected' && !current?.rejected);
+}
+
+function enableControls(on) {
+  for (const c of controls) c.disabled = !on;
 }
 
 function setState(on, detail) {
   const box = $('state');
-  box.dataset.on = on === true ? 'on' : on === false ? 'off' : 'unknown';
+  box.dataset.on = on === true ? 'on' : on === false ? 'off' : on ?? 'unknown';
   $('state-text').textContent = detail;
 }
 
@@ -159,6 +167,7 @@ function open(id) {
     current = null;
   }
   log.replaceChildren();
+  if (!token) system(NO_TOKEN_HINT); // a new actuator's log keeps the hint
   setState(null, 'state unknown: send status');
   $('cmd-topic').textContent = `actuators/${id}/cmd`;
   $('state-topic').textContent = `actuators/${id}/state`;
@@ -166,7 +175,7 @@ function open(id) {
   url.searchParams.set('id', String(id));
   history.replaceState(null, '', url);
 
-  const entry = { id, subscription: null };
+  const entry = { id, subscription: null, rejected: false };
   entry.subscription = consumer.subscriptions.create({ channel: 'ActuatorChannel', id }, {
     connected({ reconnected } = {}) {
       if (current !== entry) return;
@@ -177,12 +186,16 @@ function open(id) {
     disconnected({ willAttemptReconnect } = {}) {
       if (current !== entry) return;
       setStatus('lost', 'Connection lost');
+      if (!willAttemptReconnect && token) $('user').textContent = 'not signed in';
       system(willAttemptReconnect ? 'Connection lost: reconnecting…'
         : 'Connection lost: the server refused this page (token missing, invalid or expired?). Reload with a fresh token.');
     },
     rejected() {
       if (current !== entry) return;
-      setStatus('rejected', 'Rejected');
+      // The connection is fine; this actuator is not yours: say so where its state goes.
+      entry.rejected = true;
+      setStatus('connected', 'Connected');
+      setState('rejected', `actuator ${id}: rejected (not a valid id, or not allowed for you)`);
       system(`The server rejected actuator ${id} (not a valid id, or not allowed for you).`);
     },
     received(data) {
@@ -218,13 +231,10 @@ for (const b of document.querySelectorAll('.quick button')) {
   b.addEventListener('click', () => send(b.dataset.command));
 }
 
-$('user').textContent = me ? `signed in as ${me}` : token ? 'signed in' : 'no token';
+// The label trusts nothing: a token whose sub cannot be read is not a sign-in.
+$('user').textContent = me ? `signed in as ${me}` : token ? 'unreadable token' : 'no token';
 const startId = Number(new URLSearchParams(location.search).get('id') ?? 42);
 $('actuator-id').value = String(Number.isInteger(startId) && startId >= 0 ? startId : 42);
-if (!token) {
-  system('No token in the page URL: open the URL that `make run` prints (…/?jid=TOKEN). ' +
-    'Connecting without one works only when the plugin runs with plugin_opt_auth anonymous.');
-}
 open(Number($('actuator-id').value));
 setTimeout(() => {
   if (status.dataset.state === 'connecting') system(`Still connecting to ${cablePath}… is the broker running?`);
