@@ -405,6 +405,13 @@ static int read_keys_file(const char *path, struct key_files *kf, char *err, siz
 	size_t i;
 
 	kf->doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (kf->doc == NULL && access(path, R_OK) != 0) {
+		char why[256];
+
+		why_unreadable(CABLE_EIO, errno, why, sizeof(why));
+		snprintf(err, errlen, "plugin_opt_jwt_keys_file: cannot read '%s': %s", path, why);
+		return CABLE_EIO;
+	}
 	if (kf->doc == NULL) {
 		snprintf(err, errlen, "plugin_opt_jwt_keys_file: '%s': line %d: %s", path,
 		         jerr.line, jerr.text);

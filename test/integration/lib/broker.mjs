@@ -229,6 +229,20 @@ export async function startBroker(opts = {}) {
   return broker;
 }
 
+// Starts a broker that must fail to start; resolves with startBroker's error (.exit,
+// .log). Rejects if the broker started, or was stopped by the harness instead of exiting.
+export async function startBrokerMustFail(opts) {
+  let started;
+  try {
+    started = await startBroker(opts);
+  } catch (e) {
+    if (!e.exit) throw new Error(`the broker must exit by itself, not hang: ${e.message}`);
+    return e;
+  }
+  await started.stop();
+  throw new Error('the broker started; it must not');
+}
+
 export function printBrokerLog(broker, title) {
   const text = broker.log();
   const max = 40_000;
