@@ -812,10 +812,12 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 		goto done;
 	}
 	if (s->gw->unhealthy) {
+		/* The broker would never publish it (no TICK): say so instead of losing it. */
 		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s (user %s) perform refused: %s", s->sid,
 		       s->who.user, s->gw->unhealthy);
 		cable_publish_release(&pub);
-		return;
+		answer_refuse(s, sub, &info, CABLE_REFUSED_BROKER, seq);
+		goto done;
 	}
 	m = cable_msg_new(CABLE_MSG_PUBLISH, pub.topic, strlen(pub.topic), pub.payload,
 	                  pub.payload_len);

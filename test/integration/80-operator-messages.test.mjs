@@ -96,7 +96,9 @@ test('per_listener_settings true: the broker log says so, /health is 503, perfor
   assert.equal(res.status, 503);
   assert.match(await res.text(), /^unhealthy: the broker sends no MOSQ_EVT_TICK.*set per_listener_settings false/);
   c.send({ command: 'message', identifier: id, data: JSON.stringify({ action: 'speak', message: 'on' }) });
-  await sleep(200);
+  // The browser is told (the example channel map answers refusals).
+  const refused = await c.waitFor((f) => f.json?.identifier === id && f.json.message?.$cable === 'refused');
+  assert.deepEqual(refused.json.message, { $cable: 'refused', action: 'speak', request: 1, reason: 'broker_refused' });
   // The broker thread logs the refusal on its next turn in the plugin (a device publish).
   const dev = await mqttConnect(b.mqttUrl);
   await dev.publish('actuators/42/state', '{"on":false}');
