@@ -131,20 +131,89 @@ describe('config/acl.example with config/channels.example.json', () => {
       assert.equal((await c.waitClosed()).code, 1000);
     }
   });
+});
 
-  test('firmware topics are denied to everyone, even where a user block allows them', async () => {
+// "Deny wins" where it matters: a channel whose stream really covers the denied topics.
+// acl.example gives alice readwrite actuators/42/# and everyone `topic deny
+// actuators/+/firmware/#`; the stream actuators/{id}/# is therefore PARTIAL for her.
+// An allowed sibling publish must arrive (so the test cannot pass by delivering
+// nothing), the firmware publish never, and a perform on firmware reaches no MQTT client.
+describe('deny wins: a stream covering actuators/+/firmware/# (config/acl.example)', () => {
+  const ctx = useBroker({
+    files: {
+      'channels.json': JSON.stringify({
+        channels: {
+          ActuatorTreeChannel: {
+            params: { id: { type: 'integer', min: 0, max: 1000000 } },
+            streams: ['actuators/{id}/#'],
+            deliver: 'envelope',
+            actions: {
+              speak: { topic: 'actuators/{id}/cmd', payload: 'data' },
+              flash: { topic: 'actuators/{id}/firmware/update', payload: 'data' },
+            },
+          },
+        },
+      }),
+    },
+    pluginOpts: {
+      acl_file: path.join(REPO, 'config', 'acl.example'),
+      channels_file: '$DIR/channels.json',
+    },
+  });
+  const tree = (id) => ({ channel: 'ActuatorTreeChannel', id });
+
+  test('alice subscribes to actuators/42/#: state arrives, firmware never does', async () => {
     const b = ctx.broker;
-    // SensorChannel needs read on sites/<site>/sensors/#: nobody has it in acl.example.
-    const c = await rawConnect(b.urlFor(b.mint('alice')));
-    await c.welcome();
-    const sensors = JSON.stringify({ channel: 'SensorChannel', site: 'plant-7' });
-    assert.equal((await c.subscribeAndWait(sensors)).json.type, 'reject_subscription');
-    // And a device message on actuators/42/firmware/... never reaches alice's 42.
-    const { subs: [s] } = await connectAndSubscribe(b, 'alice', [actuatorParams(42)]);
+    const witness = await observeAll(b, 'actuators/#');
+    const { subs: [s] } = await connectAndSubscribe(b, 'alice', [tree(42)]);
     const dev = await mqttConnect(b.mqttUrl);
-    await dev.publish('actuators/42/firmware/blob', '"x"');
-    await dev.publish('actuators/42/state', '"after"');
-    assert.equal(await s.next(), 'after');
+    const sent = [
+      ['actuators/42/firmware/blob', '"secret-1"'],
+      ['actuators/42/state', '"s1"'],
+      ['actuators/42/firmware', '"secret-2"'],
+      ['actuators/42/firmware/a/b/c', '"secret-3"'],
+      ['actuators/42/firmwareish', '"s2"'],
+      ['actuators/42/state', '"s3"'],
+    ];
+    for (const [topic, payload] of sent) await dev.publish(topic, payload);
+    // The witness proves every publish went through the broker.
+    for (const [topic] of sent) await witness.nextOn(topic);
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push(await s.next());
+    assert.deepEqual(got.map((e) => [e.topic, e.payload]), [
+      ['actuators/42/state', 's1'],
+      ['actuators/42/firmwareish', 's2'],
+      ['actuators/42/state', 's3'],
+    ]);
+    await s.expectNone(500);
+  });
+
+  test('a perform on the denied firmware topic publishes nothing; speak on cmd still does', async () => {
+    const b = ctx.broker;
+    const witness = await observeAll(b, 'actuators/#');
+    const from = b.log().length;
+    const { subs: [s] } = await connectAndSubscribe(b, 'alice', [tree(42)]);
+    s.perform('flash', { image: 'evil' });
+    await waitForLog(b, /\(user alice\) perform refused/, 5000, from);
+    s.perform('speak', { message: 'on' });
+    const m = await witness.next();
+    assert.equal(m.topic, 'actuators/42/cmd', 'the first MQTT message is the speak, not the flash');
+    assert.equal(m.text, '{"message":"on"}');
+    await witness.expectNone(400);
+  });
+
+  test('bob (read actuators/42/#) gets the same filtering; dave (no rules) is rejected', async () => {
+    const b = ctx.broker;
+    const { subs: [s] } = await connectAndSubscribe(b, 'bob', [tree(42)]);
+    const dev = await mqttConnect(b.mqttUrl);
+    await dev.publish('actuators/42/firmware/blob', '"secret"');
+    await dev.publish('actuators/42/state', '"visible"');
+    const e = await s.next();
+    assert.deepEqual([e.topic, e.payload], ['actuators/42/state', 'visible']);
+    await s.expectNone(400);
+    const c = await rawConnect(b.urlFor(b.mint('dave')));
+    await c.welcome();
+    assert.equal((await c.subscribeAndWait(JSON.stringify(tree(42)))).json.type, 'reject_subscription');
   });
 });
 
