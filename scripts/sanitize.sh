@@ -1,10 +1,14 @@
 #!/bin/bash
 # The sanitizer runs that `make test` includes (fast) and `make check-deep` extends.
-#   AddressSanitizer + UndefinedBehaviorSanitizer: every unit test and every fuzz corpus.
+#   AddressSanitizer + UndefinedBehaviorSanitizer: every unit test and every fuzz corpus,
+#   then the whole plugin (adapter and gateway, plugin/*.c) inside the real broker for a
+#   representative part of the integration suite (CABLE_ASAN_INTEGRATION, a ctest regex).
+#   The broker gets the ASan runtime as LD_PRELOAD; the sanitizer build's own dlopen()
+#   lets RTLD_DEEPBIND past ASan (test/host/asan_dlopen.c, test/integration/README.md).
+#   Any ASan, LeakSanitizer or UBSan report in the broker's output fails the test.
 #   ThreadSanitizer: the cross-thread queue stress test (test_queue), with both threads
 #   instrumented.
-# The plugin itself runs under valgrind in `make check-deep` (scripts/valgrind.sh): its
-# RTLD_DEEPBIND gateway does not mix with a preloaded ASan runtime.
+# The plugin also runs under valgrind (test/deep/valgrind.sh, in the ctest suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -15,6 +19,13 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCABLE_SANITIZE='address;unde
 cmake --build build-asan -j "$jobs" > /dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan --output-on-failure -L 'unit|fuzz'
+
+# Handshake, subscribe, device to browser, speak, shutdown, limits and malformed input,
+# slow consumers, ACL, wildcard parameters, documented edges, reload, full queues.
+echo "== ASan + UBSan: the plugin inside the real broker (part of the integration suite)"
+integration=${CABLE_ASAN_INTEGRATION:-'^integration\.(01|03|04|05|08|20|24|30|31|75|76|77|78)-'}
+CABLE_BROKER_PRELOAD=$("${CC:-cc}" -print-file-name=libasan.so) \
+	ctest --test-dir build-asan --output-on-failure -R "$integration"
 
 echo "== TSan: the cross-thread queue"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCABLE_SANITIZE=thread \

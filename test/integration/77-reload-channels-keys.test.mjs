@@ -8,14 +8,13 @@
 //  - a new map with a generic channel and no ACL file is refused and changes nothing.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, chmodSync } from 'node:fs';
+import { writeFileSync, chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import {
   REPO, useBroker, rawConnect, mqttConnect, actuatorId, isPing, isReject, isMessageFor, isDisconnect,
 } from './lib/index.mjs';
 import { waitForLog, readableTempDir } from './fixtures/util.mjs';
-import { readFileSync } from 'node:fs';
 
 const example = JSON.parse(readFileSync(path.join(REPO, 'config', 'channels.example.json'), 'utf8'));
 const ROOM = { params: { room: { type: 'string', pattern: '^[a-z]+$' } }, streams: ['rooms/{room}/messages'] };

@@ -24,7 +24,29 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BUILD = path.resolve(process.env.CABLE_BUILD_DIR || path.join(REPO, 'build'));
 export const MOSQUITTO = process.env.MOSQUITTO || '/usr/sbin/mosquitto';
 export const READY_LINE = 'mosquitto-cable: listening on';
-const START_TIMEOUT_MS = 10_000;
+// scripts/sanitize.sh runs part of the suite against the ASan+UBSan build of the plugin:
+// CABLE_BROKER_PRELOAD names the ASan runtime, which only the broker gets as LD_PRELOAD
+// (never node). Then a sanitizer report in the broker's output fails the test that
+// stops the broker, and the broker gets longer to start.
+export const BROKER_PRELOAD = process.env.CABLE_BROKER_PRELOAD || '';
+const SANITIZER_REPORT = /^==\d+==ERROR: (?:AddressSanitizer|LeakSanitizer)|^SUMMARY: (?:Address|Leak|UndefinedBehavior)Sanitizer|: runtime error: /m;
+export function brokerEnv(extra = {}) {
+  if (!BROKER_PRELOAD) return { ...process.env, ...extra };
+  return {
+    ...process.env,
+    LD_PRELOAD: BROKER_PRELOAD,
+    ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:halt_on_error=1',
+    UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
+    ...extra,
+  };
+}
+// Throws when the broker's output holds a sanitizer report (a no-op without preload).
+export function assertNoSanitizerReport(log, what = 'mosquitto') {
+  if (BROKER_PRELOAD && SANITIZER_REPORT.test(log)) {
+    throw new Error(`sanitizer report in the output of ${what}:\n${log.slice(-30_000)}`);
+  }
+}
+const START_TIMEOUT_MS = BROKER_PRELOAD ? 30_000 : 10_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 const running = new Set();
@@ -91,6 +113,7 @@ function mosquittoUser() {
  * opts.secret:     the secret bytes (string or Buffer) instead of a random one.
  * opts.extraConf:  extra mosquitto.conf lines (before the plugin line).
  * opts.perListenerSettings: true writes `per_listener_settings true` (default false).
+ * opts.env:        extra environment variables for the broker process.
  * opts.files:      { name: content } written into the broker's temp dir (readable by
  *                  the broker); "$DIR" in pluginOpts values stands for that dir.
  * When mosquitto exits or is not ready in time, the error thrown carries .exit
@@ -146,7 +169,7 @@ export async function startBroker(opts = {}) {
   chmodSync(dir, 0o700);
 
   let logText = '';
-  const child = spawn(MOSQUITTO, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(MOSQUITTO, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'], env: brokerEnv(opts.env) });
   running.add(child);
   startWatchdog(child.pid, confFile, dir);
   const append = (chunk) => { logText += chunk.toString(); };
@@ -199,6 +222,7 @@ export async function startBroker(opts = {}) {
         clearTimeout(timer);
       }
       rmSync(dir, { recursive: true, force: true });
+      assertNoSanitizerReport(logText);
       return { code: exitInfo.code, signal: exitInfo.signal, log: logText };
     },
   };
