@@ -12,7 +12,7 @@ import { writeFileSync, chmodSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import {
-  REPO, useBroker, rawConnect, mqttConnect, actuatorId, isPing, isReject, isMessageFor, isDisconnect,
+  REPO, useBroker, rawConnect, mqttConnect, actuatorId, isPing, isReject, isMessageFor, authVerdict,
 } from './lib/index.mjs';
 import { waitForLog, readableTempDir } from './fixtures/util.mjs';
 
@@ -99,12 +99,7 @@ chmodSync(keyFile, 0o644);
 describe('SIGHUP after removing a kid from plugin_opt_jwt_keys_file', () => {
   const ctx = useBroker({ pluginOpts: { jwt_secret_file: null, jwt_keys_file: keyFile } });
   const token = (kid, sub = 'alice') => jwt.sign({ sub }, SECRET[kid], { algorithm: 'HS256', keyid: kid, expiresIn: 600 });
-  async function verdict(b, t) {
-    const c = await rawConnect(b.urlFor(t));
-    const f = await c.waitFor((x) => isDisconnect(x) || x.json?.type === 'welcome', 5000, 'welcome or disconnect');
-    await c.close();
-    return f.json.type === 'welcome' ? 'welcome' : f.json.reason;
-  }
+  const verdict = (b, t) => authVerdict(b.urlFor(t));
 
   test('new connections under the removed kid are refused; the other kid still works', async () => {
     const b = ctx.broker;

@@ -104,3 +104,12 @@ export function rawConnect(url, { protocols = DEFAULT_PROTOCOLS, timeout = 5000,
     ws.once('error', (e) => { clearTimeout(timer); reject(e); });
   });
 }
+
+// Connects with the URL's token and resolves 'welcome', or the disconnect reason the
+// server sent instead ('unauthorized', ...); closes the connection either way.
+export async function authVerdict(url, ms = 5000) {
+  const c = await rawConnect(url);
+  const f = await c.waitFor((x) => isDisconnect(x) || isWelcome(x), ms, 'welcome or disconnect');
+  await c.close();
+  return isWelcome(f) ? 'welcome' : f.json.reason;
+}
