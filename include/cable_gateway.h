@@ -40,29 +40,36 @@
 struct cable_gateway_config {
 	const char *address; /* bind address, e.g. "127.0.0.1" */
 	int port;
-	const char *path;           /* WebSocket path, e.g. "/cable" */
-	const char *token_param;    /* query parameter carrying the token ("jid") */
-	bool anonymous;             /* explicit anonymous mode: no token needed */
-	unsigned ping_interval;     /* seconds between ActionCable pings (3) */
-	size_t max_message;         /* largest client message in bytes; bigger closes 1009 */
-	size_t max_outbound;        /* per-connection queued bytes before too_slow */
-	size_t max_subscriptions;   /* per connection */
-	size_t max_connections;     /* in total; 0 = no limit */
-	size_t max_per_ip;          /* per client address; 0 = no limit */
-	size_t max_per_user;        /* per authenticated user; 0 = no limit */
-	unsigned handshake_timeout; /* seconds for the HTTP upgrade to complete */
-	unsigned max_header_size;   /* bytes of HTTP headers accepted (cookies!) */
-	size_t socket_send_buffer;  /* SO_SNDBUF per browser socket; 0 = kernel autotuning */
-	bool poll_loop;             /* lws' own poll() loop instead of epoll (libev) */
-	size_t receive_buffer;      /* lws' per-connection receive buffer, in bytes */
-	const char *tls_cert;       /* PEM files; all NULL = plain ws:// */
+	const char *path;             /* WebSocket path, e.g. "/cable" */
+	const char *token_param;      /* query parameter carrying the token ("jid") */
+	bool anonymous;               /* explicit anonymous mode: no token needed */
+	unsigned ping_interval;       /* seconds between ActionCable pings (3) */
+	size_t max_message;           /* largest client message in bytes; bigger closes 1009 */
+	size_t max_outbound;          /* per-connection queued bytes before too_slow */
+	size_t max_subscriptions;     /* per connection */
+	size_t max_connections;       /* in total; 0 = no limit */
+	size_t max_per_ip;            /* per client address; 0 = no limit */
+	size_t max_per_user;          /* per authenticated user; 0 = no limit */
+	size_t max_descriptors;       /* browser sockets open at once, any state (listen.c) */
+	size_t max_handshakes;        /* sockets not yet a WebSocket (HTTP, handshake) */
+	size_t max_handshakes_per_ip; /* the same per client address; 0 = no limit */
+	size_t max_identifier;        /* longest identifier subscribed; longer is rejected */
+	size_t max_sub_bytes;         /* subscription state per connection, in bytes */
+	size_t max_user_sub_bytes;    /* the same per authenticated user; 0 = no limit */
+	unsigned handshake_timeout;   /* seconds for the HTTP upgrade to complete */
+	unsigned max_header_size;     /* bytes of HTTP headers accepted (cookies!) */
+	size_t socket_send_buffer;    /* SO_SNDBUF per browser socket; 0 = kernel autotuning */
+	bool poll_loop;               /* lws' own poll() loop instead of epoll (libev) */
+	size_t receive_buffer;        /* lws' per-connection receive buffer, in bytes */
+	const char *tls_cert;         /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;
 	const char *tls_ca;
 	const char *http_dir;        /* serve static files from here on the same port; NULL = off */
 	const char *allowed_origins; /* Origin allow-list (cable_origin.h); NULL = no check */
 	const char *token_cookie;    /* cookie carrying the token; NULL = none */
-	const char *metrics_topic;   /* publish metrics as retained messages under this prefix */
-	unsigned metrics_interval;   /* seconds between those publishes */
+	bool token_cookie_any_origin; /* a cookie without allowed_origins was allowed */
+	const char *metrics_topic;    /* publish metrics as retained messages under this prefix */
+	unsigned metrics_interval;    /* seconds between those publishes */
 };
 
 /* The queues and wake-up the two sides share; owned by the adapter. */

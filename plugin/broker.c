@@ -575,10 +575,12 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 		                     "browsers (no bridged messages). Set per_listener_settings "
 		                     "false (/health answers 503 while no TICK arrives)");
 	mosquitto_log_printf(
-	        MOSQ_LOG_NOTICE, LOG_PREFIX "listening on %s://%s:%d%s (auth %s, event loop: %s)",
+	        MOSQ_LOG_NOTICE,
+	        LOG_PREFIX "listening on %s://%s:%d%s (auth %s, event loop: %s, up to %zu "
+	                   "descriptors)",
 	        p->opts.gw.tls_cert ? "wss" : "ws", p->opts.gw.address, p->opts.gw.port,
 	        p->opts.gw.path, p->opts.gw.anonymous ? "anonymous" : "jwt",
-	        p->opts.gw.poll_loop ? "poll" : "epoll");
+	        p->opts.gw.poll_loop ? "poll" : "epoll", p->opts.gw.max_descriptors);
 	*user_data = p;
 	return MOSQ_ERR_SUCCESS;
 }

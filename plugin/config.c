@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -54,6 +55,13 @@ static const struct opt_spec opt_specs[] = {
         {"max_connections", OPT_SIZE, OFF(gw.max_connections), 0, 1000000},
         {"max_connections_per_ip", OPT_SIZE, OFF(gw.max_per_ip), 0, 1000000},
         {"max_connections_per_user", OPT_SIZE, OFF(gw.max_per_user), 0, 1000000},
+        {"max_descriptors", OPT_SIZE, OFF(gw.max_descriptors), 16, 10000000},
+        {"max_handshakes", OPT_SIZE, OFF(gw.max_handshakes), 1, 10000000},
+        {"max_handshakes_per_ip", OPT_SIZE, OFF(gw.max_handshakes_per_ip), 0, 10000000},
+        {"max_identifier_size", OPT_SIZE, OFF(gw.max_identifier), 64, 16 * 1024 * 1024},
+        {"max_subscription_bytes", OPT_SIZE, OFF(gw.max_sub_bytes), 4096, 1024LL * 1024 * 1024},
+        {"max_subscription_bytes_per_user", OPT_SIZE, OFF(gw.max_user_sub_bytes), 0,
+         64LL * 1024 * 1024 * 1024},
         {"handshake_timeout", OPT_UINT, OFF(gw.handshake_timeout), 1, 300},
         {"max_header_size", OPT_UINT, OFF(gw.max_header_size), 1024, 65535},
         {"socket_send_buffer", OPT_SIZE, OFF(gw.socket_send_buffer), 0, 64 * 1024 * 1024},
@@ -65,6 +73,7 @@ static const struct opt_spec opt_specs[] = {
         {"http_dir", OPT_STRING, OFF(gw.http_dir), 0, 0},
         {"allowed_origins", OPT_STRING, OFF(gw.allowed_origins), 0, 0},
         {"token_cookie", OPT_STRING, OFF(gw.token_cookie), 0, 0},
+        {"token_cookie_any_origin", OPT_BOOL, OFF(gw.token_cookie_any_origin), 0, 0},
         {"metrics_topic", OPT_STRING, OFF(gw.metrics_topic), 0, 0},
         {"metrics_interval", OPT_UINT, OFF(gw.metrics_interval), 1, 86400},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
@@ -101,6 +110,11 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_connections = 10000;
 	o->gw.max_per_ip = 0; /* behind a reverse proxy every browser has its address */
 	o->gw.max_per_user = 100;
+	o->gw.max_handshakes = 1024;
+	o->gw.max_handshakes_per_ip = 64;
+	o->gw.max_identifier = 4096;
+	o->gw.max_sub_bytes = 256 * 1024;
+	o->gw.max_user_sub_bytes = 4 * 1024 * 1024;
 	o->jwt_leeway = 30;
 	o->wake_signal = 7;
 	o->queue_messages = 65536;
@@ -221,6 +235,42 @@ static const struct opt_spec *closest_option(const char *key)
 	return best_d <= limit ? best : NULL;
 }
 
+/*
+ * Descriptors for browser sockets (plugin_opt_max_descriptors). The broker's MQTT
+ * clients, its files and the plugin's own few descriptors share the process's
+ * RLIMIT_NOFILE with them, so by default the plugin takes at most three quarters of the
+ * soft limit and leaves the rest (at least 64) to the broker. An explicit value must
+ * leave 16.
+ */
+#define DESCRIPTOR_RESERVE_MIN 64
+
+static int descriptor_budget(struct cable_options *o, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	size_t soft = SIZE_MAX, reserve;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		soft = (size_t)rl.rlim_cur;
+	if (o->gw.max_descriptors) {
+		if (soft != SIZE_MAX && o->gw.max_descriptors + 16 > soft) {
+			snprintf(
+			        err, errlen,
+			        "plugin_opt_max_descriptors: %zu leaves the broker less than 16 of "
+			        "the process's %zu descriptors (ulimit -n, systemd LimitNOFILE)",
+			        o->gw.max_descriptors, soft);
+			return CABLE_EINVAL;
+		}
+		return CABLE_OK;
+	}
+	if (soft == SIZE_MAX || soft > 10000000)
+		soft = 10000000;
+	reserve = soft / 4 > DESCRIPTOR_RESERVE_MIN ? soft / 4 : DESCRIPTOR_RESERVE_MIN;
+	if (reserve > soft / 2)
+		reserve = soft / 2;
+	o->gw.max_descriptors = soft - reserve;
+	return CABLE_OK;
+}
+
 int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_options *out,
                         char *err, size_t errlen)
 {
@@ -277,6 +327,16 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 		         o.gw.metrics_topic);
 		return CABLE_EINVAL;
 	}
+	if (o.gw.token_cookie && !o.gw.allowed_origins && !o.gw.token_cookie_any_origin) {
+		snprintf(err, errlen,
+		         "plugin_opt_token_cookie needs plugin_opt_allowed_origins: without an "
+		         "Origin allow-list any web page can open a socket that carries the "
+		         "user's cookie (cross-site WebSocket hijacking); set "
+		         "plugin_opt_token_cookie_any_origin true to accept that risk");
+		return CABLE_EINVAL;
+	}
+	if (descriptor_budget(&o, err, errlen) != CABLE_OK)
+		return CABLE_EINVAL;
 	if ((o.gw.tls_cert == NULL) != (o.gw.tls_key == NULL)) {
 		snprintf(err, errlen,
 		         "plugin_opt_tls_cert_file and plugin_opt_tls_key_file go together");

@@ -9,7 +9,6 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,7 +16,6 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,29 +30,9 @@ _Static_assert(CABLE_FRAME_HEADROOM >= LWS_PRE, "frames need LWS_PRE bytes of he
 
 #define STOP_GRACE_US (1500 * LWS_US_PER_MS) /* time for server_restart frames to leave */
 
-/*
- * Broker thread, after lws could not create the listener (lws says only that it
- * failed): bind a socket the same way once more and name what the kernel answers.
- */
-static const char *why_no_listen(const struct cable_gateway_config *cfg)
+/* Broker thread (listen_open): what a failed bind() or listen() means, for the operator. */
+const char *listen_error_text(int e)
 {
-	struct addrinfo hints = {0}, *ai = NULL;
-	char port[8];
-	int fd, one = 1, e = 0;
-
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", cfg->port);
-	if (getaddrinfo(cfg->address, port, &hints, &ai) != 0 || ai == NULL)
-		return "not a local address (the name does not resolve)";
-	fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-	if (fd >= 0) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0)
-			e = errno;
-		close(fd);
-	}
-	freeaddrinfo(ai);
 	switch (e) {
 	case EADDRINUSE:
 		return "in use (another broker, or a previous run still up? "
@@ -66,9 +44,7 @@ static const char *why_no_listen(const struct cable_gateway_config *cfg)
 		return "not permitted (ports below 1024 need privileges the broker has dropped "
 		       "by the time it loads plugins)";
 	default:
-		return cfg->tls_cert ? "lws could not create the listener; check the "
-		                       "plugin_opt_tls_* files"
-		                     : "lws could not create the listener";
+		return strerror(e);
 	}
 }
 
@@ -212,6 +188,7 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	check_ticks(gw);
 	trim_memory(gw);
+	listen_flush_logs(gw);
 }
 
 static void metrics_tick(lws_sorted_usec_list_t *sul)
@@ -243,6 +220,7 @@ static void begin_stop(struct gw *gw)
 		gw_log(gw, MOSQ_LOG_NOTICE,
 		       "closing %zu connections: server_restart (the broker is stopping)",
 		       gw->nsessions);
+	listen_update(gw); /* accept nothing more */
 	for (s = gw->sessions; s; s = s->next)
 		session_close(s, "server_restart", true, LWS_CLOSE_STATUS_GOINGAWAY);
 	gw->stop_deadline_us = lws_now_usecs() + STOP_GRACE_US;
@@ -415,8 +393,10 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 			drain_inbox(gw, false);
 		return 0;
 
-	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-		return gw->stopping ? -1 : 0;
+	case LWS_CALLBACK_WSI_DESTROY: /* every wsi of the vhost comes here (protocols[0]) */
+		if (gw)
+			listen_destroyed(gw, wsi);
+		return 0;
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/*
@@ -461,6 +441,7 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 
 	case LWS_CALLBACK_ESTABLISHED:
+		listen_established(gw, wsi);
 		session_open(s, gw, wsi);
 		return 0;
 
@@ -515,6 +496,7 @@ static const struct lws_protocols protocols[] = {
         {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 0, 0, NULL,
          TX_PACKET_SIZE},
         {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
+        {CABLE_PROTOCOL_LISTENER, callback_listener, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -652,6 +634,7 @@ static void gw_free(struct gw *gw)
 	answer_release(gw);
 	fanout_release(gw);
 	expiry_release(gw);
+	listen_release(gw);
 	event_loop_close(gw);
 	cable_msg_free_chain(gw->backlog);
 	cable_rules_free(gw->rules);
@@ -700,6 +683,7 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 		return NULL;
 	}
 	gw->link = link;
+	gw->listen_fd = -1;
 	atomic_init(&gw->stop_requested, false);
 	if (gw->cfg.allowed_origins) {
 		struct cable_error e = {0};
@@ -716,9 +700,12 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	lws_log_target = gw;
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
+	if (listen_open(gw, err, errlen) != CABLE_OK) {
+		gw_free(gw);
+		return NULL;
+	}
 	memset(&info, 0, sizeof(info));
-	info.port = gw->cfg.port;
-	info.iface = gw->cfg.address;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the listening socket is ours: listen.c */
 	_Static_assert(sizeof(gw->protocols) == sizeof(protocols), "gw->protocols");
 	memcpy(gw->protocols, protocols, sizeof(protocols));
 	gw->protocols[0].rx_buffer_size = gw->cfg.receive_buffer;
@@ -777,9 +764,14 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	}
 	gw->ctx = lws_create_context(&info);
 	if (gw->ctx == NULL) {
-		snprintf(err, errlen,
-		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): %s",
-		         gw->cfg.address, gw->cfg.port, why_no_listen(&gw->cfg));
+		snprintf(err, errlen, "cannot serve on %s:%d: libwebsockets failed to start%s",
+		         gw->cfg.address, gw->cfg.port,
+		         gw->cfg.tls_cert ? " (check the plugin_opt_tls_* files)" : "");
+		gw_free(gw);
+		return NULL;
+	}
+	if (listen_adopt(gw, err, errlen) != CABLE_OK) {
+		lws_context_destroy(gw->ctx);
 		gw_free(gw);
 		return NULL;
 	}

@@ -58,6 +58,17 @@
 
 #define CABLE_SID_LEN 16
 
+/* The lws protocol of the listening socket (listen.c); never a WebSocket sub-protocol. */
+#define CABLE_PROTOCOL_LISTENER "mosquitto-cable-listener"
+
+/* A log line that may repeat (listen.c): logged once, then once per interval with a count. */
+struct rate_log {
+	long long last_us;
+	unsigned long count;
+	int level;
+	char text[400];
+};
+
 /* An identifier string, interned: one copy and one JSON encoding per distinct string. */
 struct ident {
 	UT_hash_handle hh;
@@ -194,7 +205,7 @@ struct gw {
 	char *strings[11];
 	struct cable_origins *origins;     /* NULL: no Origin check */
 	struct lws_http_mount mounts[3];   /* /health, /metrics, and the static directory if any */
-	struct lws_protocols protocols[3]; /* gateway.c's, with plugin_opt_receive_buffer */
+	struct lws_protocols protocols[4]; /* gateway.c's, with plugin_opt_receive_buffer */
 	struct cable_link *link;
 	struct cable_rules *rules;
 	struct lws_context *ctx;
@@ -208,6 +219,18 @@ struct gw {
 	atomic_bool stop_requested; /* any thread */
 	bool stopping, finished;
 	long long stop_deadline_us;
+
+	/* The listening socket and the accepted ones (listen.c). */
+	int listen_fd;
+	bool listen_fd_owned_by_lws;
+	bool listen_watching; /* lws polls listen_wsi for readability */
+	bool accept_backoff;  /* accept() ran out of descriptors: waiting for accept_sul */
+	struct lws *listen_wsi;
+	size_t nsockets;    /* accepted and not yet destroyed */
+	size_t nhandshakes; /* of those, not (yet) one of our WebSockets */
+	struct peer *peers;
+	lws_sorted_usec_list_t accept_sul;
+	struct rate_log log_accept_failed, log_paused, log_ip_refused;
 
 	struct session *sessions;
 	size_t nsessions;
@@ -246,10 +269,22 @@ struct gw {
 };
 
 /* gateway.c */
+const char *listen_error_text(int e);
 void gw_log(struct gw *gw, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int gw_push_to_broker(struct gw *gw, struct cable_msg *m);
 void gw_schedule(struct gw *gw, lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us);
 void gw_kick(struct gw *gw, lws_usec_t us);
+
+/* listen.c */
+int listen_open(struct gw *gw, char *err, size_t errlen);
+int listen_adopt(struct gw *gw, char *err, size_t errlen);
+void listen_release(struct gw *gw);
+void listen_update(struct gw *gw);
+void listen_established(struct gw *gw, struct lws *wsi);
+void listen_destroyed(struct gw *gw, struct lws *wsi);
+void listen_flush_logs(struct gw *gw);
+int callback_listener(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len);
 
 /* session.c */
 void expiry_release(struct gw *gw);

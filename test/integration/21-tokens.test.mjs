@@ -100,6 +100,7 @@ describe('keys file with RS256 (kid rsa-1) and EdDSA (kid ed-1), audience and is
       jwt_audience: AUD,
       jwt_issuer: ISS,
       token_cookie: 'cable_token',
+      token_cookie_any_origin: 'true', // no Origin check in this file (see 22-origin)
       jwt_leeway: 0,
     },
   });

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { useBroker, rawConnect, isWelcome } from './lib/index.mjs';
 
-const ctx = useBroker({ pluginOpts: { token_cookie: 'cable_token', handshake_timeout: '2' } });
+const ctx = useBroker({
+  pluginOpts: { token_cookie: 'cable_token', token_cookie_any_origin: 'true', handshake_timeout: '2' },
+});
 
 test('a 10 KB Cookie header carrying the token upgrades and is welcomed', async () => {
   const b = ctx.broker;

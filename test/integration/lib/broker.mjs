@@ -116,6 +116,8 @@ function mosquittoUser() {
  * opts.env:        extra environment variables for the broker process.
  * opts.files:      { name: content } written into the broker's temp dir (readable by
  *                  the broker); "$DIR" in pluginOpts values stands for that dir.
+ * opts.nofile:     run the broker with this descriptor limit (soft and hard), through
+ *                  prlimit(1), which execs mosquitto: broker.pid stays the broker's.
  * When mosquitto exits or is not ready in time, the error thrown carries .exit
  * ({code, signal}, null on a timeout) and .log (the broker's output).
  */
@@ -169,7 +171,10 @@ export async function startBroker(opts = {}) {
   chmodSync(dir, 0o700);
 
   let logText = '';
-  const child = spawn(MOSQUITTO, ['-c', confFile], { stdio: ['ignore', 'pipe', 'pipe'], env: brokerEnv(opts.env) });
+  const argv = opts.nofile
+    ? ['prlimit', [`--nofile=${opts.nofile}:${opts.nofile}`, MOSQUITTO, '-c', confFile]]
+    : [MOSQUITTO, ['-c', confFile]];
+  const child = spawn(argv[0], argv[1], { stdio: ['ignore', 'pipe', 'pipe'], env: brokerEnv(opts.env) });
   running.add(child);
   startWatchdog(child.pid, confFile, dir);
   const append = (chunk) => { logText += chunk.toString(); };

@@ -1,0 +1,404 @@
+/*
+ * The WebSocket port's listening socket, owned by the gateway instead of libwebsockets,
+ * so that the gateway decides when to accept.
+ *
+ * libwebsockets 4.1.6 accepts whenever its listening socket is readable and, when
+ * accept() fails (EMFILE: the process is out of descriptors), logs one line and
+ * returns, with the socket still readable: a busy loop that logged "accept: errno 24"
+ * millions of times while idle sockets held every descriptor of the broker. So the
+ * gateway makes the socket itself, hands it to lws as a plain file descriptor (lws
+ * watches it in whichever event loop runs, epoll or poll, and calls callback_listener
+ * when it is readable), accepts, and gives each accepted socket to lws with
+ * lws_adopt_descriptor_vhost(), as lws' own listener would.
+ *
+ * Every accepted socket counts until lws destroys it (LWS_CALLBACK_WSI_DESTROY): in
+ * total against plugin_opt_max_descriptors, and while it is not yet a WebSocket
+ * (HTTP request, upgrade, TLS handshake) against plugin_opt_max_handshakes, in total and
+ * per client address. At a total cap the listener stops watching its socket (connections
+ * wait in the kernel's backlog) and starts again when a socket closes or completes its
+ * handshake. A client address over its handshake cap has its new connection closed at
+ * once (a peer cannot be known before accept()). accept() failing for want of
+ * descriptors or memory pauses the listener for ACCEPT_RETRY_US. Each of these is
+ * logged at most once per LOG_INTERVAL, with a count.
+ *
+ * Gateway thread, except listen_open (broker thread, in start()).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "gateway_internal.h"
+
+#define ACCEPT_BATCH    64                      /* accepts per readable event */
+#define ACCEPT_RETRY_US (250 * LWS_US_PER_MS)   /* after EMFILE, ENFILE, ENOMEM */
+#define LOG_INTERVAL_US (10LL * LWS_US_PER_SEC) /* see rate_log */
+
+/* The client address a socket counts against. */
+struct peer {
+	UT_hash_handle hh;
+	size_t sockets, handshakes;
+	char key[];
+};
+
+/* One accepted socket: lws' opaque user data of its wsi. */
+struct conn {
+	struct peer *peer;
+	bool handshake; /* not (yet) one of our WebSockets */
+};
+
+/* ---- Logging what may repeat ------------------------------------------------------- */
+
+/*
+ * The first occurrence is logged at once; later ones within LOG_INTERVAL_US are counted
+ * and reported in one line when the interval is over (by the next occurrence, or by
+ * listen_flush_logs from the ping timer).
+ */
+static void rate_log_emit(struct gw *gw, struct rate_log *r)
+{
+	gw_log(gw, r->level, "%s (%lu time%s in the last %lld s)", r->text, r->count,
+	       r->count == 1 ? "" : "s", LOG_INTERVAL_US / LWS_US_PER_SEC);
+	r->count = 0;
+	r->last_us = lws_now_usecs();
+}
+
+static void rate_log(struct gw *gw, struct rate_log *r, int level, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void rate_log(struct gw *gw, struct rate_log *r, int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof(r->text), fmt, ap);
+	va_end(ap);
+	r->level = level;
+	r->count++;
+	if (r->last_us == 0 || lws_now_usecs() - r->last_us >= LOG_INTERVAL_US)
+		rate_log_emit(gw, r);
+}
+
+void listen_flush_logs(struct gw *gw)
+{
+	struct rate_log *logs[] = {&gw->log_accept_failed, &gw->log_paused, &gw->log_ip_refused};
+
+	for (size_t i = 0; i < CABLE_ARRAY_LEN(logs); i++)
+		if (logs[i]->count && lws_now_usecs() - logs[i]->last_us >= LOG_INTERVAL_US)
+			rate_log_emit(gw, logs[i]);
+}
+
+/* ---- Pausing ------------------------------------------------------------------------- */
+
+static void set_watching(struct gw *gw, bool on)
+{
+	if (gw->listen_wsi == NULL || gw->listen_watching == on)
+		return;
+	gw->listen_watching = on;
+	lws_rx_flow_control(gw->listen_wsi, on ? 1 : 0);
+}
+
+/* Why the listener may not accept now; NULL when it may. */
+static const char *at_cap(struct gw *gw)
+{
+	if (gw->nsockets >= gw->cfg.max_descriptors)
+		return "plugin_opt_max_descriptors";
+	if (gw->nhandshakes >= gw->cfg.max_handshakes)
+		return "plugin_opt_max_handshakes";
+	return NULL;
+}
+
+/* Watch the listening socket exactly when accepting is allowed. */
+void listen_update(struct gw *gw)
+{
+	set_watching(gw, !gw->stopping && !gw->accept_backoff && at_cap(gw) == NULL);
+}
+
+static void accept_retry(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, accept_sul);
+
+	gw->accept_backoff = false;
+	listen_update(gw);
+}
+
+/* ---- Accepting ----------------------------------------------------------------------- */
+
+static struct peer *peer_get(struct gw *gw, const char *key)
+{
+	struct peer *p;
+	size_t len = strlen(key);
+	bool added;
+
+	HASH_FIND(hh, gw->peers, key, len, p);
+	if (p)
+		return p;
+	p = calloc(1, sizeof(*p) + len + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p->key, key, len + 1);
+	GW_HASH_ADD(gw->peers, p->key, len, p, added);
+	if (!added) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void peer_put(struct gw *gw, struct peer *p)
+{
+	if (p->sockets == 0) {
+		HASH_DELETE(hh, gw->peers, p);
+		free(p);
+	}
+}
+
+static void peer_key(const struct sockaddr_storage *sa, char *out, size_t len)
+{
+	const void *addr = sa->ss_family == AF_INET6
+	                           ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+	                           : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+
+	if (inet_ntop(sa->ss_family, addr, out, (socklen_t)len) == NULL)
+		snprintf(out, len, "?");
+}
+
+/* accept() failed for want of a resource: stop for a moment, say so (rate-limited). */
+static void accept_failed(struct gw *gw, int err)
+{
+	rate_log(gw, &gw->log_accept_failed, MOSQ_LOG_ERR,
+	         "WebSocket accept failed: %s; new connections wait in the kernel's backlog, "
+	         "retried every %d ms (%zu browser sockets open, plugin_opt_max_descriptors "
+	         "%zu; is the process's descriptor limit shared with too many MQTT clients?)",
+	         strerror(err), (int)(ACCEPT_RETRY_US / LWS_US_PER_MS), gw->nsockets,
+	         gw->cfg.max_descriptors);
+	gw->accept_backoff = true;
+	gw_schedule(gw, &gw->accept_sul, accept_retry, ACCEPT_RETRY_US);
+}
+
+static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
+{
+	lws_sock_file_fd_type desc;
+	struct conn *c = NULL;
+	struct peer *p;
+	struct lws *wsi;
+	char key[INET6_ADDRSTRLEN];
+	int one = 1;
+
+	peer_key(sa, key, sizeof(key));
+	p = peer_get(gw, key);
+	if (p == NULL) {
+		close(fd);
+		return;
+	}
+	if (gw->cfg.max_handshakes_per_ip && p->handshakes >= gw->cfg.max_handshakes_per_ip) {
+		rate_log(gw, &gw->log_ip_refused, MOSQ_LOG_NOTICE,
+		         "connection from %s refused: %zu connections from that address are not "
+		         "yet WebSockets (plugin_opt_max_handshakes_per_ip)",
+		         key, p->handshakes);
+		close(fd);
+		peer_put(gw, p);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		close(fd);
+		peer_put(gw, p);
+		return;
+	}
+	desc.sockfd = fd;
+	/* lws closes fd itself when the adoption fails */
+	wsi = lws_adopt_descriptor_vhost(gw->vhost,
+	                                 LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
+	                                         (gw->cfg.tls_cert ? LWS_ADOPT_ALLOW_SSL : 0),
+	                                 desc, NULL, NULL);
+	if (wsi == NULL) {
+		free(c);
+		peer_put(gw, p);
+		return;
+	}
+	c->peer = p;
+	c->handshake = true;
+	p->sockets++;
+	p->handshakes++;
+	gw->nsockets++;
+	gw->nhandshakes++;
+	lws_set_opaque_user_data(wsi, c);
+}
+
+/* The listening socket is readable: accept what the caps allow. */
+static void listen_accept(struct gw *gw)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	int fd, n;
+	const char *cap;
+
+	for (n = 0; n < ACCEPT_BATCH && !gw->stopping; n++) {
+		cap = at_cap(gw);
+		if (cap) {
+			rate_log(gw, &gw->log_paused, MOSQ_LOG_WARNING,
+			         "WebSocket listener paused: %zu browser sockets open, %zu of them "
+			         "not yet WebSockets (%s); new connections wait in the kernel's "
+			         "backlog",
+			         gw->nsockets, gw->nhandshakes, cap);
+			break;
+		}
+		salen = sizeof(sa);
+		fd = accept4(gw->listen_fd, (struct sockaddr *)&sa, &salen,
+		             SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+				continue; /* that one connection is gone; the next may be fine */
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				accept_failed(gw, errno);
+			break;
+		}
+		accept_one(gw, fd, &sa);
+	}
+	listen_update(gw);
+}
+
+/* LWS_CALLBACK_ESTABLISHED: the socket is a WebSocket of ours; no longer a handshake. */
+void listen_established(struct gw *gw, struct lws *wsi)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+
+	if (c == NULL || !c->handshake)
+		return;
+	c->handshake = false;
+	c->peer->handshakes--;
+	gw->nhandshakes--;
+	listen_update(gw);
+}
+
+/* LWS_CALLBACK_WSI_DESTROY, for every wsi of the vhost: an accepted socket is gone. */
+void listen_destroyed(struct gw *gw, struct lws *wsi)
+{
+	struct conn *c = lws_get_opaque_user_data(wsi);
+
+	if (wsi == gw->listen_wsi) {
+		gw->listen_wsi = NULL;
+		return;
+	}
+	if (c == NULL)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	if (c->handshake) {
+		c->peer->handshakes--;
+		gw->nhandshakes--;
+	}
+	c->peer->sockets--;
+	gw->nsockets--;
+	peer_put(gw, c->peer);
+	free(c);
+	listen_update(gw);
+}
+
+/*
+ * The listener's lws protocol: only the raw-file events of the listening socket. It is
+ * named in the vhost's protocol list, so a client could ask for it by name as a
+ * WebSocket sub-protocol: refused.
+ */
+int callback_listener(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                      size_t len)
+{
+	struct gw *gw = lws_context_user(lws_get_context(wsi));
+
+	(void)user;
+	(void)in;
+	(void)len;
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		listen_accept(gw);
+		return 0;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_ESTABLISHED:
+		return -1;
+	default:
+		return 0;
+	}
+}
+
+/* ---- Setting up ---------------------------------------------------------------------- */
+
+/* Broker thread, in start(): bind and listen now, so a port in use fails the start. */
+int listen_open(struct gw *gw, char *err, size_t errlen)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[16];
+	int fd, one = 1, rc;
+
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%d", gw->cfg.port);
+	rc = getaddrinfo(gw->cfg.address, port, &hints, &ai);
+	if (rc != 0 || ai == NULL) {
+		snprintf(err, errlen,
+		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): not a "
+		         "local address (the name does not resolve: %s)",
+		         gw->cfg.address, gw->cfg.port, gai_strerror(rc));
+		return CABLE_EINVAL;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen,
+		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): %s",
+		         gw->cfg.address, gw->cfg.port, listen_error_text(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return CABLE_EINVAL;
+	}
+	freeaddrinfo(ai);
+	gw->listen_fd = fd;
+	return CABLE_OK;
+}
+
+/*
+ * Broker thread, in start(), after the context exists: hand the socket to lws to watch.
+ * From then on lws owns it (and closes it with the context).
+ */
+int listen_adopt(struct gw *gw, char *err, size_t errlen)
+{
+	lws_sock_file_fd_type desc;
+
+	gw->vhost = lws_get_vhost_by_name(gw->ctx, "default");
+	desc.filefd = gw->listen_fd;
+	if (gw->vhost)
+		gw->listen_wsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC,
+		                                            desc, CABLE_PROTOCOL_LISTENER, NULL);
+	if (gw->listen_wsi == NULL) {
+		snprintf(err, errlen, "cannot watch the listening socket (libwebsockets)");
+		return CABLE_EINVAL;
+	}
+	gw->listen_fd_owned_by_lws = true;
+	gw->listen_watching = true;
+	return CABLE_OK;
+}
+
+/* With the gateway: the socket, if lws never took it, and the address table. */
+void listen_release(struct gw *gw)
+{
+	struct peer *p, *tmp;
+
+	if (gw->listen_fd >= 0 && !gw->listen_fd_owned_by_lws)
+		close(gw->listen_fd);
+	gw->listen_fd = -1;
+	HASH_ITER(hh, gw->peers, p, tmp)
+	{
+		HASH_DELETE(hh, gw->peers, p);
+		free(p);
+	}
+}
