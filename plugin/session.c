@@ -67,8 +67,11 @@ static void ring_clear(struct session *s)
 		cable_frame_unref(ring_pop(s));
 }
 
-/* Queue a frame without the slow-consumer check (for control frames). */
-static void send_control(struct session *s, struct cable_frame *f)
+/*
+ * Queue a frame without the slow-consumer check: only session_close's one disconnect
+ * (every other frame goes through send_frame).
+ */
+static void push_frame(struct session *s, struct cable_frame *f)
 {
 	bool was_empty = s->ring_count == 0;
 
@@ -91,9 +94,15 @@ static bool socket_full(struct lws *wsi)
 	return p.fd < 0 || poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT);
 }
 
-void session_send(struct session *s, struct cable_frame *f)
+/*
+ * Queue any frame for the client: replies, pings, broadcasts, everything but the final
+ * disconnect. It counts against plugin_opt_max_outbound_bytes now, as it is queued: a
+ * client that sends commands and never reads is closed near the bound, whatever kind of
+ * frames pile up for it.
+ */
+static void send_frame(struct session *s, struct cable_frame *f)
 {
-	if (s->closing || !s->active)
+	if (f == NULL || s->closing)
 		return;
 	/*
 	 * Over the bound, a connection is too slow only if its socket has stopped taking
@@ -110,7 +119,13 @@ void session_send(struct session *s, struct cable_frame *f)
 		session_close(s, "too_slow", true, LWS_CLOSE_STATUS_NORMAL);
 		return;
 	}
-	send_control(s, f);
+	push_frame(s, f);
+}
+
+void session_send(struct session *s, struct cable_frame *f)
+{
+	if (s->active)
+		send_frame(s, f);
 }
 
 /*
@@ -130,7 +145,7 @@ void session_close(struct session *s, const char *reason, bool reconnect, uint16
 	if (strcmp(reason, "too_slow") == 0)
 		ring_clear(s);
 	f = cable_proto_disconnect(reason, reconnect);
-	send_control(s, f);
+	push_frame(s, f);
 	cable_frame_unref(f);
 	lws_callback_on_writable(s->wsi);
 }
@@ -566,7 +581,7 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 		return;
 	s->active = true;
 	f = cable_proto_welcome(s->sid);
-	send_control(s, f);
+	send_frame(s, f);
 	cable_frame_unref(f);
 }
 
@@ -579,7 +594,7 @@ static void reply(struct session *s, struct cable_frame *(*enc)(const char *, si
 
 	if (enc == cable_proto_reject)
 		s->gw->stats.rejects++;
-	send_control(s, f);
+	send_frame(s, f);
 	cable_frame_unref(f);
 }
 
