@@ -161,15 +161,51 @@ static void check_ticks(struct gw *gw)
  * browsers leaves, the gateway's freed memory stays mapped, pinned by a few
  * long-lived blocks (the soak test saw RSS stay 25 MB up with 94 KiB in use). When
  * the connection count has halved since the last look, give the free pages back.
+ * The same after any other burst (large identifiers and messages, replies waiting for
+ * a slow reader): when the memory resident but not in use (the process's resident size
+ * less what malloc has handed out) is TRIM_GROWTH above its level after the last trim.
  */
+#define TRIM_GROWTH ((size_t)4 * 1024 * 1024)
+
+/* Resident bytes that malloc has not handed out (code, libraries, free heap pages). */
+static size_t resident_unused(void)
+{
+	unsigned long size, pages = 0;
+	struct mallinfo2 mi = mallinfo2();
+	size_t rss, used = mi.uordblks + mi.hblkhd;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &pages) != 2)
+		pages = 0;
+	fclose(f);
+	rss = (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+	return rss > used ? rss - used : 0;
+}
+
+static void trim_now(struct gw *gw)
+{
+	malloc_trim(0);
+	gw->unused_floor = resident_unused();
+}
+
 static void trim_memory(struct gw *gw)
 {
+	size_t unused;
+
 	if (gw->nsessions > gw->peak_sessions)
 		gw->peak_sessions = gw->nsessions;
 	if (gw->peak_sessions >= 256 && gw->nsessions < gw->peak_sessions / 2) {
-		malloc_trim(0);
+		trim_now(gw);
 		gw->peak_sessions = gw->nsessions;
+		return;
 	}
+	unused = resident_unused();
+	if (unused < gw->unused_floor)
+		gw->unused_floor = unused;
+	else if (unused >= gw->unused_floor + TRIM_GROWTH)
+		trim_now(gw);
 }
 
 static void ping_all(lws_sorted_usec_list_t *sul)
@@ -506,6 +542,7 @@ static void *gateway_main(void *arg)
 {
 	struct gw *gw = arg;
 
+	gw->unused_floor = resident_unused(); /* the base for trim_memory */
 	gw_schedule(gw, &gw->ping_sul, ping_all,
 	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	if (gw->cfg.metrics_topic)

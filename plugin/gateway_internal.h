@@ -115,12 +115,14 @@ struct sub {
 	size_t nlinks;
 	struct sub_link *links;
 	struct answer_slot *answer; /* NULL until it performs an action that is answered */
+	size_t cost; /* its share of the subscription budgets (sub_cost in session.c) */
 };
 
 /* How many connections share a key (a client address or a user). */
 struct counter {
 	UT_hash_handle hh;
 	size_t n;
+	size_t sub_bytes; /* per user: the subscription state of all its connections */
 	char key[];
 };
 
@@ -142,6 +144,8 @@ struct session {
 	struct session *prev, *next; /* gw->sessions */
 	struct cable_principal who;
 	struct sub *subs;
+	struct counter *user; /* in gw->per_user while counted_user */
+	size_t sub_bytes;     /* the subs' costs, against plugin_opt_max_subscription_bytes */
 
 	/* Outbound frames, a ring that grows on demand (nothing allocated up front). */
 	struct cable_frame **ring;
@@ -235,6 +239,7 @@ struct gw {
 	struct session *sessions;
 	size_t nsessions;
 	size_t peak_sessions; /* since the last malloc_trim */
+	size_t unused_floor;  /* resident, not malloc'ed bytes after the last trim (gateway.c) */
 	struct session *paused;
 	struct cable_msg *backlog, *backlog_tail; /* taken from to_gateway, not yet handled */
 	bool backlog_pending;                     /* inbox_sul will continue the backlog */

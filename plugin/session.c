@@ -513,10 +513,13 @@ static bool within_limits(struct session *s)
 static bool within_user_limit(struct session *s)
 {
 	struct gw *gw = s->gw;
+	size_t n;
 
 	s->counted_user = true;
-	if (counter_add(&gw->per_user, s->who.user, +1) > gw->cfg.max_per_user &&
-	    gw->cfg.max_per_user) {
+	n = counter_add(&gw->per_user, s->who.user, +1);
+	if (n != SIZE_MAX && n != 0)
+		HASH_FIND(hh, gw->per_user, s->who.user, strlen(s->who.user), s->user);
+	if (n > gw->cfg.max_per_user && gw->cfg.max_per_user) {
 		gw_log(gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) refused: user %s has %zu connections "
 		       "(plugin_opt_max_connections_per_user)",
@@ -658,9 +661,55 @@ static void sub_free(struct gw *gw, struct sub *sub)
 static void sub_remove(struct session *s, struct sub *sub)
 {
 	HASH_DELETE(hh, s->subs, sub);
+	s->sub_bytes -= sub->cost;
+	if (s->user)
+		s->user->sub_bytes -= sub->cost;
 	s->nsubs--;
 	s->gw->stats.subscriptions--;
 	sub_free(s->gw, sub);
+}
+
+/*
+ * What a subscription holds, as charged to plugin_opt_max_subscription_bytes(_per_user):
+ * the identifier twice (as sent, and JSON-encoded for replies and messages), each
+ * stream topic, and the bookkeeping around them. An estimate, close to what malloc
+ * hands out; shared identifiers and routes are charged to every subscription.
+ */
+#define SUB_OVERHEAD 256 /* allocator headers, hash handles, the binding */
+
+static size_t sub_cost(const struct cable_cmd *cmd, const struct cable_binding *b)
+{
+	size_t cost =
+	        sizeof(struct sub) + sizeof(struct ident) + 2 * cmd->identifier_len + SUB_OVERHEAD;
+
+	for (size_t i = 0; i < cable_binding_stream_count(b); i++)
+		cost += 2 * strlen(cable_binding_stream(b, i)) + sizeof(struct sub_link) +
+		        sizeof(struct route) + SUB_OVERHEAD;
+	return cost;
+}
+
+/* A subscription of this cost fits the connection's and the user's budgets. */
+static bool within_sub_budget(struct session *s, size_t cost)
+{
+	const struct cable_gateway_config *cfg = &s->gw->cfg;
+
+	if (s->sub_bytes + cost > cfg->max_sub_bytes) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s, user %s) subscription rejected: its subscriptions "
+		       "would hold more than %zu bytes (plugin_opt_max_subscription_bytes)",
+		       s->sid, s->peer, s->who.user, cfg->max_sub_bytes);
+		return false;
+	}
+	if (s->user && cfg->max_user_sub_bytes &&
+	    s->user->sub_bytes + cost > cfg->max_user_sub_bytes) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s, user %s) subscription rejected: the user's "
+		       "subscriptions would hold more than %zu bytes "
+		       "(plugin_opt_max_subscription_bytes_per_user)",
+		       s->sid, s->peer, s->who.user, cfg->max_user_sub_bytes);
+		return false;
+	}
+	return true;
 }
 
 static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
@@ -669,6 +718,7 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	struct cable_binding *b = NULL;
 	struct sub *sub;
 	bool each, added;
+	size_t cost;
 	int rc;
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
@@ -679,6 +729,15 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s, user %s) subscription rejected: limit of %zu reached",
 		       s->sid, s->peer, s->who.user, s->gw->cfg.max_subscriptions);
+		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+		return;
+	}
+	if (cmd->identifier_len > s->gw->cfg.max_identifier) {
+		gw_log(s->gw, MOSQ_LOG_NOTICE,
+		       "connection %s (%s, user %s) subscription rejected: identifier of %zu "
+		       "bytes, over %zu (plugin_opt_max_identifier_size)",
+		       s->sid, s->peer, s->who.user, cmd->identifier_len,
+		       s->gw->cfg.max_identifier);
 		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
 		return;
 	}
@@ -697,9 +756,16 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
 		return;
 	}
+	cost = sub_cost(cmd, b);
+	if (!within_sub_budget(s, cost)) {
+		cable_binding_free(b);
+		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+		return;
+	}
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL)
 		goto nomem;
+	sub->cost = cost;
 	sub->acl_each = each;
 	sub->session = s;
 	sub->binding = b;
@@ -717,6 +783,9 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		goto nomem;
 	}
 	s->nsubs++;
+	s->sub_bytes += cost;
+	if (s->user)
+		s->user->sub_bytes += cost;
 	s->gw->stats.subscriptions++;
 	s->gw->stats.subscribes++;
 	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
@@ -1057,6 +1126,7 @@ void session_closed(struct session *s)
 		counter_add(&gw->per_ip, s->peer, -1);
 	if (s->counted_user)
 		counter_add(&gw->per_user, s->who.user, -1);
+	s->user = NULL;
 	cable_principal_release(&s->who);
 	if (s->prev)
 		s->prev->next = s->next;
