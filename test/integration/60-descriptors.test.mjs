@@ -16,14 +16,14 @@ const FLOOD = 3400; // more than the broker's whole descriptor limit
 const FLOOD_FROM = '127.0.0.2'; // loopback too, but another client address than the tests'
 
 // Opens n TCP connections that send nothing; resolves when each has connected, failed
-// or waited 5 s. closedByServer counts the ones the server closed.
+// or waited 10 s. closedByServer counts the ones the server closed.
 async function flood(port, n, localAddress = FLOOD_FROM) {
   const sockets = [];
   const state = { connected: 0, closedByServer: 0 };
   await Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port, localAddress });
     sockets.push(s);
-    const timer = setTimeout(resolve, 5000);
+    const timer = setTimeout(resolve, 10_000);
     s.once('connect', () => { state.connected++; clearTimeout(timer); resolve(); });
     s.on('error', () => { clearTimeout(timer); resolve(); });
     s.once('end', () => { state.closedByServer++; s.destroy(); });
@@ -40,7 +40,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(what, pred, ms = 10_000) {
   const end = Date.now() + ms;
   while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'function' ? what() : what}`);
     await sleep(50);
   }
 }
@@ -84,7 +84,8 @@ for (const loop of ['epoll', 'poll']) {
       const fl = await flood(b.wsPort, FLOOD);
       await sleep(500);
       await mqttWorks(b);
-      await waitFor('the listener to pause', () => /WebSocket listener paused/.test(b.log()));
+      await waitFor(() => `the listener to pause (${fl.state.connected} flood sockets connected, ` +
+        `broker holds ${fdCount(b.pid)} descriptors)`, () => /WebSocket listener paused/.test(b.log()), 30_000);
       const fds = fdCount(b.pid);
       process.stdout.write(`# ${loop}: ${fl.state.connected} flood sockets connected; broker ` +
         `holds ${fds} descriptors of ${NOFILE}\n`);
