@@ -162,19 +162,23 @@ static void check_ticks(struct gw *gw)
  * long-lived blocks (the soak test saw RSS stay 25 MB up with 94 KiB in use). When
  * the connection count has halved since the last look, give the free pages back.
  * The same after any other burst (large identifiers and messages, replies waiting for
- * a slow reader): when the memory resident but not in use (the process's resident size
- * less what malloc has handed out) is TRIM_GROWTH above its level after the last trim.
+ * a slow reader): when the memory resident but not handed out by malloc is TRIM_GROWTH
+ * above its lowest level and malloc holds that much free. A trim that could not give
+ * enough back (fragmentation) is retried only once TRIM_RETRY more is resident.
  */
 #define TRIM_GROWTH ((size_t)4 * 1024 * 1024)
+#define TRIM_RETRY  ((size_t)1024 * 1024)
 
 /* Resident bytes that malloc has not handed out (code, libraries, free heap pages). */
-static size_t resident_unused(void)
+static size_t resident_unused(struct mallinfo2 *mi)
 {
 	unsigned long size, pages = 0;
-	struct mallinfo2 mi = mallinfo2();
-	size_t rss, used = mi.uordblks + mi.hblkhd;
-	FILE *f = fopen("/proc/self/statm", "r");
+	size_t rss, used;
+	FILE *f;
 
+	*mi = mallinfo2();
+	used = mi->uordblks + mi->hblkhd;
+	f = fopen("/proc/self/statm", "r");
 	if (f == NULL)
 		return 0;
 	if (fscanf(f, "%lu %lu", &size, &pages) != 2)
@@ -186,12 +190,15 @@ static size_t resident_unused(void)
 
 static void trim_now(struct gw *gw)
 {
+	struct mallinfo2 mi;
+
 	malloc_trim(0);
-	gw->unused_floor = resident_unused();
+	gw->unused_after_trim = resident_unused(&mi);
 }
 
 static void trim_memory(struct gw *gw)
 {
+	struct mallinfo2 mi;
 	size_t unused;
 
 	if (gw->nsessions > gw->peak_sessions)
@@ -201,10 +208,13 @@ static void trim_memory(struct gw *gw)
 		gw->peak_sessions = gw->nsessions;
 		return;
 	}
-	unused = resident_unused();
-	if (unused < gw->unused_floor)
-		gw->unused_floor = unused;
-	else if (unused >= gw->unused_floor + TRIM_GROWTH)
+	unused = resident_unused(&mi);
+	if (unused < gw->unused_base)
+		gw->unused_base = unused;
+	if (unused < gw->unused_after_trim)
+		gw->unused_after_trim = unused;
+	if (unused >= gw->unused_base + TRIM_GROWTH && mi.fordblks >= TRIM_GROWTH &&
+	    unused >= gw->unused_after_trim + TRIM_RETRY)
 		trim_now(gw);
 }
 
@@ -541,8 +551,9 @@ static const struct lws_protocols protocols[] = {
 static void *gateway_main(void *arg)
 {
 	struct gw *gw = arg;
+	struct mallinfo2 mi;
 
-	gw->unused_floor = resident_unused(); /* the base for trim_memory */
+	gw->unused_base = gw->unused_after_trim = resident_unused(&mi); /* see trim_memory */
 	gw_schedule(gw, &gw->ping_sul, ping_all,
 	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 	if (gw->cfg.metrics_topic)

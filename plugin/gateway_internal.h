@@ -122,7 +122,10 @@ struct sub {
 struct counter {
 	UT_hash_handle hh;
 	size_t n;
-	size_t sub_bytes; /* per user: the subscription state of all its connections */
+	union {
+		size_t sub_bytes;  /* gw->per_user: the subscription state of all its connections */
+		size_t handshakes; /* gw->peers (listen.c): of its n sockets, not yet WebSockets */
+	};
 	char key[];
 };
 
@@ -230,16 +233,16 @@ struct gw {
 	bool listen_watching; /* lws polls listen_wsi for readability */
 	bool accept_backoff;  /* accept() ran out of descriptors: waiting for accept_sul */
 	struct lws *listen_wsi;
-	size_t nsockets;    /* accepted and not yet destroyed */
-	size_t nhandshakes; /* of those, not (yet) one of our WebSockets */
-	struct peer *peers;
+	size_t nsockets;       /* accepted and not yet destroyed */
+	size_t nhandshakes;    /* of those, not (yet) one of our WebSockets */
+	struct counter *peers; /* sockets per client address */
 	lws_sorted_usec_list_t accept_sul;
 	struct rate_log log_accept_failed, log_paused, log_ip_refused;
 
 	struct session *sessions;
 	size_t nsessions;
-	size_t peak_sessions; /* since the last malloc_trim */
-	size_t unused_floor;  /* resident, not malloc'ed bytes after the last trim (gateway.c) */
+	size_t peak_sessions;                  /* since the last malloc_trim */
+	size_t unused_base, unused_after_trim; /* resident, not malloc'ed bytes (trim_memory) */
 	struct session *paused;
 	struct cable_msg *backlog, *backlog_tail; /* taken from to_gateway, not yet handled */
 	bool backlog_pending;                     /* inbox_sul will continue the backlog */
@@ -292,6 +295,8 @@ int callback_listener(struct lws *wsi, enum lws_callback_reasons reason, void *u
                       size_t len);
 
 /* session.c */
+struct counter *counter_get(struct counter **table, const char *key);
+void counter_drop(struct counter **table, struct counter *c);
 void expiry_release(struct gw *gw);
 void session_open(struct session *s, struct gw *gw, struct lws *wsi);
 void session_receive(struct session *s, const void *in, size_t len);

@@ -43,17 +43,10 @@
 #define ACCEPT_RETRY_US (250 * LWS_US_PER_MS)   /* after EMFILE, ENFILE, ENOMEM */
 #define LOG_INTERVAL_US (10LL * LWS_US_PER_SEC) /* see rate_log */
 
-/* The client address a socket counts against. */
-struct peer {
-	UT_hash_handle hh;
-	size_t sockets, handshakes;
-	char key[];
-};
-
 /* One accepted socket: lws' opaque user data of its wsi. */
 struct conn {
-	struct peer *peer;
-	bool handshake; /* not (yet) one of our WebSockets */
+	struct counter *peer; /* in gw->peers: n sockets, of them handshakes */
+	bool handshake;       /* not (yet) one of our WebSockets */
 };
 
 /* ---- Logging what may repeat ------------------------------------------------------- */
@@ -132,35 +125,6 @@ static void accept_retry(lws_sorted_usec_list_t *sul)
 
 /* ---- Accepting ----------------------------------------------------------------------- */
 
-static struct peer *peer_get(struct gw *gw, const char *key)
-{
-	struct peer *p;
-	size_t len = strlen(key);
-	bool added;
-
-	HASH_FIND(hh, gw->peers, key, len, p);
-	if (p)
-		return p;
-	p = calloc(1, sizeof(*p) + len + 1);
-	if (p == NULL)
-		return NULL;
-	memcpy(p->key, key, len + 1);
-	GW_HASH_ADD(gw->peers, p->key, len, p, added);
-	if (!added) {
-		free(p);
-		return NULL;
-	}
-	return p;
-}
-
-static void peer_put(struct gw *gw, struct peer *p)
-{
-	if (p->sockets == 0) {
-		HASH_DELETE(hh, gw->peers, p);
-		free(p);
-	}
-}
-
 static void peer_key(const struct sockaddr_storage *sa, char *out, size_t len)
 {
 	const void *addr = sa->ss_family == AF_INET6
@@ -188,13 +152,13 @@ static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
 {
 	lws_sock_file_fd_type desc;
 	struct conn *c = NULL;
-	struct peer *p;
+	struct counter *p;
 	struct lws *wsi;
 	char key[INET6_ADDRSTRLEN];
 	int one = 1;
 
 	peer_key(sa, key, sizeof(key));
-	p = peer_get(gw, key);
+	p = counter_get(&gw->peers, key);
 	if (p == NULL) {
 		close(fd);
 		return;
@@ -205,14 +169,14 @@ static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
 		         "yet WebSockets (plugin_opt_max_handshakes_per_ip)",
 		         key, p->handshakes);
 		close(fd);
-		peer_put(gw, p);
+		counter_drop(&gw->peers, p);
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
-		peer_put(gw, p);
+		counter_drop(&gw->peers, p);
 		return;
 	}
 	desc.sockfd = fd;
@@ -223,12 +187,12 @@ static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
 	                                 desc, NULL, NULL);
 	if (wsi == NULL) {
 		free(c);
-		peer_put(gw, p);
+		counter_drop(&gw->peers, p);
 		return;
 	}
 	c->peer = p;
 	c->handshake = true;
-	p->sockets++;
+	p->n++;
 	p->handshakes++;
 	gw->nsockets++;
 	gw->nhandshakes++;
@@ -297,9 +261,9 @@ void listen_destroyed(struct gw *gw, struct lws *wsi)
 		c->peer->handshakes--;
 		gw->nhandshakes--;
 	}
-	c->peer->sockets--;
+	c->peer->n--;
 	gw->nsockets--;
-	peer_put(gw, c->peer);
+	counter_drop(&gw->peers, c->peer);
 	free(c);
 	listen_update(gw);
 }
@@ -391,7 +355,7 @@ int listen_adopt(struct gw *gw, char *err, size_t errlen)
 /* With the gateway: the socket, if lws never took it, and the address table. */
 void listen_release(struct gw *gw)
 {
-	struct peer *p, *tmp;
+	struct counter *p, *tmp;
 
 	if (gw->listen_fd >= 0 && !gw->listen_fd_owned_by_lws)
 		close(gw->listen_fd);

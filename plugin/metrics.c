@@ -68,6 +68,10 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	metric(&o, "connections", "gauge", "Open WebSocket connections.", gw->nsessions);
 	metric(&o, "connections_total", "counter", "WebSocket connections accepted.",
 	       st->connections);
+	metric(&o, "sockets", "gauge",
+	       "Browser sockets open, in any state (plugin_opt_max_descriptors).", gw->nsockets);
+	metric(&o, "handshakes", "gauge",
+	       "Of those, not yet WebSockets (plugin_opt_max_handshakes).", gw->nhandshakes);
 	metric(&o, "subscriptions", "gauge", "Current channel subscriptions.", st->subscriptions);
 	metric(&o, "subscribes_total", "counter", "Subscriptions confirmed.", st->subscribes);
 	metric(&o, "rejects_total", "counter", "Subscriptions rejected.", st->rejects);

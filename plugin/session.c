@@ -456,34 +456,54 @@ static int authenticate(struct session *s)
 	return CABLE_OK;
 }
 
-/* Add delta to the count of key; returns the new count. Entries at zero are freed. */
-static size_t counter_add(struct counter **table, const char *key, int delta)
+/* The entry for key, created at zero if there is none; NULL when out of memory. */
+struct counter *counter_get(struct counter **table, const char *key)
 {
 	struct counter *c;
 	size_t len = strlen(key);
 	bool added;
 
 	HASH_FIND(hh, *table, key, len, c);
-	if (c == NULL) {
-		if (delta < 0)
-			return 0;
-		c = calloc(1, sizeof(*c) + len + 1);
-		if (c == NULL)
-			return SIZE_MAX; /* out of memory counts as over the limit */
-		memcpy(c->key, key, len + 1);
-		GW_HASH_ADD(*table, c->key, len, c, added);
-		if (!added) {
-			free(c);
-			return SIZE_MAX;
-		}
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c) + len + 1);
+	if (c == NULL)
+		return NULL;
+	memcpy(c->key, key, len + 1);
+	GW_HASH_ADD(*table, c->key, len, c, added);
+	if (!added) {
+		free(c);
+		return NULL;
 	}
-	c->n = delta < 0 ? c->n - 1 : c->n + 1;
+	return c;
+}
+
+/* Free an entry whose count is zero. */
+void counter_drop(struct counter **table, struct counter *c)
+{
 	if (c->n == 0) {
 		HASH_DELETE(hh, *table, c);
 		free(c);
-		return 0;
 	}
-	return c->n;
+}
+
+/* Add delta to the count of key; returns the new count. Entries at zero are freed. */
+static size_t counter_add(struct counter **table, const char *key, int delta)
+{
+	struct counter *c;
+	size_t n;
+
+	if (delta < 0) {
+		HASH_FIND(hh, *table, key, strlen(key), c);
+		if (c == NULL)
+			return 0;
+	} else if ((c = counter_get(table, key)) == NULL) {
+		return SIZE_MAX; /* out of memory counts as over the limit */
+	}
+	c->n = delta < 0 ? c->n - 1 : c->n + 1;
+	n = c->n;
+	counter_drop(table, c);
+	return n;
 }
 
 /* The connection limits. A refused connection is told why and closed (1013). */

@@ -115,6 +115,11 @@ describe('one address floods (plugin_opt_max_handshakes_per_ip, default 64)', ()
     assert.equal(fl.state.closedByServer, 300 - 64, 'exactly the ones over the cap');
     const c = await welcomedWithin(b, 'alice', 5000);
     assert.ok(c);
+    // GET /metrics counts them: 64 idle sockets and this request are not WebSockets.
+    const text = await (await fetch(`http://127.0.0.1:${b.wsPort}/metrics`)).text();
+    const gauge = (name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+    assert.equal(gauge('cable_handshakes'), 65, text);
+    assert.equal(gauge('cable_sockets'), 66, 'and the welcomed browser');
     const lines = linesMatching(b.log(), /refused: \d+ connections from that address/);
     assert.ok(lines.length >= 1 && lines.length <= 2, `logged once (with a count), got ${lines.length}`);
     assert.match(lines[0], new RegExp(`connection from ${FLOOD_FROM.replaceAll('.', '\\.')} refused: 64 connections from that address are not yet WebSockets \\(plugin_opt_max_handshakes_per_ip\\) \\(1 time in the last 10 s\\)`));
