@@ -63,16 +63,20 @@ test('each subscription has its own response topic; a connection keeps it', asyn
   a43.perform('status', { message: 'status' });
   bob.perform('status', { message: 'status' });
   a42.perform('status', { message: 'again' });
-  const topics = [];
+  // alice's three performs arrive in her order, bob's anywhere among them: tell them
+  // apart by user and, without "$request", by the correlation data, which is the
+  // connection's perform count (alice: 1 = a42, 2 = a43, 3 = a42 again; bob: 1).
+  const byPerform = {};
   for (let i = 0; i < 4; i++) {
     const m = await dev.next();
-    topics.push(m.properties.responseTopic);
+    const { user } = JSON.parse(m.text);
+    byPerform[`${user}-${m.properties.correlationData.toString()}`] = m.properties.responseTopic;
   }
-  assert.equal(topics[0], topics[3], 'the same subscription keeps its response topic');
-  assert.equal(new Set(topics).size, 3, 'every subscription has its own');
+  assert.deepEqual(Object.keys(byPerform).sort(), ['alice-1', 'alice-2', 'alice-3', 'bob-1']);
+  assert.equal(byPerform['alice-1'], byPerform['alice-3'], 'the same subscription keeps its response topic');
+  assert.equal(new Set(Object.values(byPerform)).size, 3, 'every subscription has its own');
 
-  // Without "$request", the correlation data is the connection's perform count.
-  const replyTo43 = topics[1];
+  const replyTo43 = byPerform['alice-2'];
   await dev.publish(replyTo43, 'plain text', { properties: { correlationData: Buffer.from('2') } });
   const got = await a43.received.nextMatching((d) => d && d.$cable === 'reply');
   assert.deepEqual(got, { $cable: 'reply', request: 2, payload: 'plain text' });
