@@ -43,7 +43,7 @@ wait_port_free() { # port seconds
 # The broker drops privileges to `mosquitto` when started as root; `user root` keeps
 # it as root so the plugin and files in the build tree need no special permissions.
 # The plugin and channel map come from the build and the example configuration.
-write_broker_conf() { # file auth(anonymous|jwt)
+write_broker_conf() { # file auth(anonymous|jwt|state): state = anonymous + last values
 	local file=$1 auth=$2
 	{
 		echo "per_listener_settings false"
@@ -58,6 +58,7 @@ write_broker_conf() { # file auth(anonymous|jwt)
 		echo "log_type warning"
 		echo "log_type notice"
 		echo "connection_messages false"
+		[ "$auth" = state ] && echo "listener 0 $WORK/state.sock"
 		echo "plugin $(realpath "$BUILD")/mosquitto_cable.so"
 		echo "plugin_opt_address 127.0.0.1"
 		echo "plugin_opt_port $CABLE_PORT"
@@ -72,6 +73,8 @@ write_broker_conf() { # file auth(anonymous|jwt)
 		else
 			echo "plugin_opt_auth anonymous"
 		fi
+		[ "$auth" = state ] && echo "plugin_opt_state_listener $WORK/state.sock"
+		true
 	} > "$file"
 }
 
@@ -82,21 +85,37 @@ prepare_work() {
 	chmod 644 "$WORK/channels.json" "$WORK/jwt-secret"
 	write_broker_conf "$WORK/broker-anon.conf" anonymous
 	write_broker_conf "$WORK/broker-jwt.conf" jwt
+	write_broker_conf "$WORK/broker-state.conf" state
 }
 
-start_broker() { # anonymous|jwt
+start_broker() { # anonymous|jwt|state
 	stop_broker
 	BROKER_AUTH=$1
 	wait_port_free "$CABLE_PORT" 20 || { echo "port $CABLE_PORT busy" >&2; return 1; }
 	wait_port_free "$MQTT_PORT" 20 || { echo "port $MQTT_PORT busy" >&2; return 1; }
 	local conf=$WORK/broker-anon.conf
 	[ "$1" = jwt ] && conf=$WORK/broker-jwt.conf
+	[ "$1" = state ] && conf=$WORK/broker-state.conf
+	local from
+	from=$(cat "$WORK/broker.log" 2> /dev/null | wc -l)
 	# The hard nofile limit (20,000 here) is the ceiling for connections on either side.
 	(ulimit -n "$(ulimit -Hn)" && exec mosquitto -c "$conf") >> "$WORK/broker.out" 2>&1 &
 	BROKER_PID=$!
 	if ! wait_port "$CABLE_PORT" 10 || ! wait_port "$MQTT_PORT" 10; then
 		echo "the broker did not start; its log:" >&2
 		tail -n 20 "$WORK/broker.log" "$WORK/broker.out" >&2
+		return 1
+	fi
+	# With last values, the internal client synchronises after the listeners open.
+	if [ "$1" = state ]; then
+		local i
+		for ((i = 0; i < 100; i++)); do
+			tail -n +$((from + 1)) "$WORK/broker.log" 2> /dev/null |
+				grep -q 'last values: connected' && return 0
+			sleep 0.1
+		done
+		echo "the internal client did not connect; the broker log:" >&2
+		tail -n 20 "$WORK/broker.log" >&2
 		return 1
 	fi
 }

@@ -11,6 +11,9 @@
 #   BENCH_PROFILE=0     skip the perf profile of the gateway thread
 #   BENCH_PRIORITY=0    do not raise this session's CPU priority (see below)
 #   BENCH_OUT=file      report path (docs/benchmarks.md)
+#   BENCH_ONLY=last_values  run only the last-values phase and print its section of the
+#                       report on stdout (docs/benchmarks.md is left alone)
+#   BENCH_LV_TOPICS=n   retained topics for that phase (100000)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -31,7 +34,7 @@ fi
 RESULTS=$WORK/results.txt
 LOG=$WORK/bench.log
 touch "$RESULTS"
-trap 'stop_all; [ -n "${OLD_AG:-}" ] && echo "$OLD_AG" > /proc/$$/autogroup 2>/dev/null; echo "bench: raw results and logs in $WORK"' EXIT
+trap 'stop_all; [ -n "${OLD_AG:-}" ] && echo "$OLD_AG" > /proc/$$/autogroup 2>/dev/null; echo "bench: raw results and logs in $WORK" >&2' EXIT
 
 RAILS=${BENCH_RAILS:-1}
 command -v puma > /dev/null && ruby -e 'require "action_cable"' 2> /dev/null || RAILS=0
@@ -72,8 +75,8 @@ else
 	IDLE_N=10000
 fi
 
-# run LABEL TIMEOUT cable-bench-args...: RESULT lines go to results.txt, the rest to the log.
-run() {
+# run_tool LABEL TIMEOUT COMMAND...: RESULT lines go to results.txt, the rest to the log.
+run_tool() {
 	local label=$1 t=$2
 	shift 2
 	if grep -q " label=$label " "$RESULTS"; then
@@ -87,9 +90,9 @@ run() {
 		BROKER_PID=
 		start_broker "$BROKER_AUTH" || return
 	fi
-	echo "== $label: cable-bench $*" >> "$LOG"
+	echo "== $label: $*" >> "$LOG"
 	printf '  %-28s ' "$label" >&2
-	timeout "$t" "$BENCH" --label "$label" --quiet "$@" > "$WORK/out.txt" 2>> "$LOG"
+	timeout "$t" "$@" > "$WORK/out.txt" 2>> "$LOG"
 	local rc=$?
 	grep '^RESULT' "$WORK/out.txt" >> "$RESULTS"
 	cat "$WORK/out.txt" >> "$LOG"
@@ -108,6 +111,13 @@ run() {
 	sleep 2 # let the server finish closing the last run's sockets
 }
 
+# run LABEL TIMEOUT cable-bench-args...
+run() {
+	local label=$1 t=$2
+	shift 2
+	run_tool "$label" "$t" "$BENCH" --label "$label" --quiet "$@"
+}
+
 cable=(--proto cable --port "$CABLE_PORT" --mqtt-port "$MQTT_PORT")
 mqttws=(--proto mqtt --port "$MQTTWS_PORT" --path /mqtt --mqtt-port "$MQTT_PORT")
 rails=(--proto rails --port "$RAILS_PORT" --secret-file "$WORK/jwt-secret")
@@ -119,6 +129,40 @@ lat_args() { # clients -> messages/interval that keep the server out of saturati
 }
 conc() { [ "$1" -ge 5000 ] && echo 500 || echo 200; }
 
+ONLY=${BENCH_ONLY:-}
+LV_TOPICS=${BENCH_LV_TOPICS:-100000}
+LV=(node "$ROOT/bench/last_values.mjs")
+
+# ---- Last values (plugin_opt_state_listener) -------------------------------------------
+# The live path with and without the internal client (saturated fan-out at 1k, alternated
+# so drift hits both), the broker's memory for LV_TOPICS retained topics of 100 bytes
+# without and with the last-value cache, and subscribe -> retained value latency for
+# mosquitto-cable and for Mosquitto's own WebSocket listener on the same broker.
+lv_phase() {
+	echo "bench: last values" >&2
+	local r
+	for r in a b; do
+		start_broker anonymous || exit 2
+		run "tp-lv-message-1000-$r" 300 --mode throughput "${cable[@]}" --clients 1000 \
+			--window 32 --duration "$TP_SECS" --pid "$BROKER_PID" --connect-concurrency 200
+		start_broker state || exit 2
+		run "tp-lv-state-1000-$r" 300 --mode throughput "${cable[@]}" --clients 1000 \
+			--window 32 --duration "$TP_SECS" --pid "$BROKER_PID" --connect-concurrency 200
+	done
+	start_broker anonymous || exit 2
+	run_tool lv-fill-message 600 "${LV[@]}" --mode fill --mqtt "mqtt://127.0.0.1:$MQTT_PORT" \
+		--pid "$BROKER_PID" --topics "$LV_TOPICS" --payload 100 --label lv-fill-message
+	start_broker state || exit 2
+	run_tool lv-fill-state 600 "${LV[@]}" --mode fill --mqtt "mqtt://127.0.0.1:$MQTT_PORT" \
+		--pid "$BROKER_PID" --topics "$LV_TOPICS" --payload 100 \
+		--metrics "http://127.0.0.1:$CABLE_PORT/metrics" --label lv-fill-state
+	run_tool lv-lat-cable 600 "${LV[@]}" --mode latency --proto cable \
+		--url "ws://127.0.0.1:$CABLE_PORT/cable" --topics "$LV_TOPICS" --samples 1000 --label lv-lat-cable
+	run_tool lv-lat-mqtt 600 "${LV[@]}" --mode latency --proto mqtt \
+		--url "ws://127.0.0.1:$MQTTWS_PORT/mqtt" --topics "$LV_TOPICS" --samples 1000 --label lv-lat-mqtt
+	stop_broker
+}
+
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 T0=$(date +%s)
 # A resumed run reports when the measuring started and how long it took in all.
@@ -126,6 +170,9 @@ T0=$(date +%s)
 EARLIER=$(cat "$WORK/elapsed" 2> /dev/null || echo 0)
 echo "bench: results in $WORK" >&2
 
+if [ "$ONLY" = last_values ]; then
+	lv_phase
+else
 # ---- The one-core floor: one frame to each of N loopback sockets, no server ----------
 echo "bench: the one-core floor (cable-floor)" >&2
 for n in $SIZES; do
@@ -250,6 +297,8 @@ if [ "$RAILS" = 1 ]; then
 	run "storm-rails" 200 --mode storm "${rails[@]}" --clients "$STORM"
 	stop_rails
 fi
+lv_phase
+fi
 T1=$(date +%s)
 ELAPSED=$((EARLIER + T1 - T0))
 echo "$ELAPSED" > "$WORK/elapsed"
@@ -297,6 +346,56 @@ bcp95() { # proto active
 		h && g { for (i = 1; i <= NF; i++) if (index($i, "p95_ms=") == 1) print substr($i, 8) }' "$RESULTS"
 }
 
+
+mib() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f MiB", v / 1048576 }' || echo "–"; }
+lv_tp() { # message|state: the mean of the alternated runs' deliveries/s
+	local a b
+	a=$(get "tp-lv-$1-1000-a" deliveries_per_s)
+	b=$(get "tp-lv-$1-1000-b" deliveries_per_s)
+	num "$a" && num "$b" && awk -v a="$a" -v b="$b" 'BEGIN { printf "%.0f", (a + b) / 2 }'
+}
+lv_section() {
+	local gm gs m s
+	gm=$(get lv-fill-message rss_growth_kb)
+	gs=$(get lv-fill-state rss_growth_kb)
+	m=$(lv_tp message)
+	s=$(lv_tp state)
+	cat <<- EOF
+		## (g) Last values (\`plugin_opt_state_listener\`)
+
+		\`BENCH_ONLY=last_values bench/run.sh\`. A device publishes $LV_TOPICS retained
+		topics (\`actuators/N/state\`) of 100-byte JSON payloads. Memory: broker RSS growth
+		(/proc/PID/status) over the publishing, on a fresh broker without and with the
+		internal client; the difference is what the last-value cache and its client cost
+		(Mosquitto keeps its own retained store either way). Latency: one client subscribes
+		to a random one of those topics, waits for its retained value, unsubscribes, 1000
+		times in a row (Node clients, \`bench/last_values.mjs\`): an ActionCable
+		\`subscribe\` of \`ActuatorChannel\` against mosquitto-cable, an MQTT \`SUBSCRIBE\` over
+		Mosquitto's own WebSocket listener on the same broker.
+
+		| broker | RSS growth for $LV_TOPICS retained topics | per topic | cache as counted (\`cable_retained_bytes\`) |
+		|---|---|---|---|
+		| without the internal client (Mosquitto's store) | $(mib "$((${gm:-0} * 1024))") | $(gv lv-fill-message bytes_per_topic) B | – |
+		| with it (store + cache) | $(mib "$((${gs:-0} * 1024))") | $(gv lv-fill-state bytes_per_topic) B | $(mib "$(get lv-fill-state cache_bytes)") ($(gv lv-fill-state cache_entries) entries) |
+		| the cache's share (difference) | $(mib "$(((${gs:-0} - ${gm:-0}) * 1024))") | $(num "$gs" && num "$gm" && echo $(((gs - gm) * 1024 / LV_TOPICS)) || echo "?") B | |
+
+		| subscribe → retained value | p50 ms | p99 ms | max ms | × p99 | missing |
+		|---|---|---|---|---|---|
+		| mosquitto-cable | $(gv lv-lat-cable p50_ms) | $(gv lv-lat-cable p99_ms) | $(gv lv-lat-cable max_ms) | $(adv "$(get lv-lat-cable p99_ms)" "$(get lv-lat-mqtt p99_ms)" lower) | $(gv lv-lat-cable missing) |
+		| mosquitto MQTT/WS | $(gv lv-lat-mqtt p50_ms) | $(gv lv-lat-mqtt p99_ms) | $(gv lv-lat-mqtt max_ms) | | $(gv lv-lat-mqtt missing) |
+
+		The live path with the internal client: saturated fan-out to 1000 subscribers
+		(as in (c): W messages in flight, so the rate is W over the round trip and an extra
+		hop shows), two runs each, alternated, fresh broker per run:
+		\`MOSQ_EVT_MESSAGE\` $(f0 "$m")/s, internal client $(f0 "$s")/s: ratio
+		$(adv "$s" "$m" higher) (internal ÷ event; runs $(f0 "$(get tp-lv-message-1000-a deliveries_per_s)"), $(f0 "$(get tp-lv-message-1000-b deliveries_per_s)") and $(f0 "$(get tp-lv-state-1000-a deliveries_per_s)"), $(f0 "$(get tp-lv-state-1000-b deliveries_per_s)")).
+
+	EOF
+}
+if [ "$ONLY" = last_values ]; then
+	lv_section
+	exit 0
+fi
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 lwsv=$(dpkg-query -W -f='${Version}' libwebsockets17 2> /dev/null)
 mosqv=$(dpkg-query -W -f='${Version}' mosquitto 2> /dev/null)
@@ -520,6 +619,7 @@ bcline() { # active
 		| mosquitto MQTT/WS | $(get perf-mqtt p50_ms) | $(get perf-mqtt p99_ms) | $(get perf-mqtt max_ms) | $(adv "$(get perf-cable p99_ms)" "$(get perf-mqtt p99_ms)" lower) | $(get perf-mqtt lost) |
 
 	EOF
+	lv_section
 	if [ -s "$WORK/perf-dso.txt" ]; then
 		echo "## Where the gateway thread's time goes (perf, saturated fan-out at $BIG)"
 		echo

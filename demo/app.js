@@ -15,6 +15,9 @@
 //   {"$cable":"refused","action":"speak","reason":"acl_denied",...}  not sent, and why
 //   {"$cable":"ack","action":"status",...}          the broker took our request
 //   {"$cable":"reply","request":1,"payload":{...}}  the device's answer to our request
+// and {"online":false,"at":...} when the device is gone (its MQTT will). The state is
+// retained: with plugin_opt_state_listener it arrives right after the subscription is
+// confirmed, so the page opens on the actuator's current state.
 import { createConsumer, getConfig } from './vendor/actioncable.esm.js';
 
 const MAX_ENTRIES = 500;
@@ -141,6 +144,10 @@ function answered(id, data) {
 function received(id, data, { reply = false } = {}) {
   if (data && typeof data === 'object' && '$cable' in data && !reply) {
     answered(id, data);
+  } else if (data && typeof data === 'object' && data.online === false) {
+    addEntry('state', [{ text: `actuator ${id}`, cls: 'who' }, { text: 'OFFLINE', cls: 'offline' },
+      '· the device is gone'], { at: data.at, data: { on: 'offline' } });
+    setState('offline', `actuator ${id} is offline · ${time(data.at)}`);
   } else if (data && typeof data === 'object' && 'message' in data && 'user' in data) {
     addEntry('cmd', [{ text: who(data.user), cls: 'who' }, { text: '>', cls: 'sigil' }, show(data.message)],
       { user: data.user, data: { message: show(data.message) } });

@@ -17,9 +17,15 @@
 // state, published to the response topic with the correlation data, not retained, and
 // not on actuators/<id>/state (so "status" answers only the asker).
 // On every (re)connect it publishes each actuator's current state, retained:
-//   {"on":false,"by":null,"command":null,"boot":true,"at":...}  (the first time)
-// Each time it is subscribed and the states are out it prints a line starting with
-// "device ready:" (the tests wait for the first).
+//   {"on":false,"by":null,"command":null,"boot":true,"online":true,"at":...}  (the first time)
+// so a page that subscribes later opens on it (with plugin_opt_state_listener). Each
+// actuator has its own MQTT connection with a retained will on its state topic:
+//   {"online":false,"at":...}
+// which the broker publishes when that connection dies without saying goodbye (the
+// process killed, the network gone), so pages show the actuator offline; a clean stop
+// (SIGINT/SIGTERM) publishes the same before it disconnects.
+// Each time every actuator is subscribed and its state is out it prints a line starting
+// with "device ready:" (the tests wait for the first).
 // --exit-with-pid PID: exit when process PID is gone (`make run` passes the broker's).
 import mqtt from 'mqtt';
 import { parseArgs } from 'node:util';
@@ -52,48 +58,59 @@ const states = new Map(ids.map((id) => [id, { on: false, by: null, command: null
 const cmdTopic = (id) => `actuators/${id}/cmd`;
 const stateTopic = (id) => `actuators/${id}/state`;
 
-const client = mqtt.connect(values.url, {
-  clientId: `actuator-sim-${process.pid}`,
+const offline = () => JSON.stringify({ online: false, at: Date.now() });
+
+// One MQTT connection per actuator: a will names one topic.
+const clients = new Map(ids.map((id) => [id, mqtt.connect(values.url, {
+  clientId: `actuator-sim-${process.pid}-${id}`,
   protocolVersion: 5, // MQTT 5: requests carry a response topic
   clean: true,
   reconnectPeriod: 1000,
   connectTimeout: 5000,
-});
+  will: { topic: stateTopic(id), payload: Buffer.from(offline()), qos: 0, retain: true },
+})]));
 
+const ready = new Set();
 let announced = false;
-client.on('connect', async () => {
-  try {
-    await client.subscribeAsync(ids.map(cmdTopic), { qos: 0 });
-    for (const id of ids) {
-      await client.publishAsync(stateTopic(id), JSON.stringify(states.get(id)), { qos: 0, retain: true });
-    }
-    process.stdout.write(`device ready: actuators ${ids.join(', ')} on ${values.url}\n`);
-    if (!announced) {
-      announced = true;
-      say(`listening on ${ids.map(cmdTopic).join(', ')}`);
-    }
-  } catch (e) {
-    process.stderr.write(`device: subscribe/publish failed: ${e.message}\n`);
-  }
-});
-// Until the first connection, a refused connect only means the broker is not up yet
-// (`make run` starts this script just before mosquitto): say so once, keep retrying.
-// After a connection drops, say it once per outage, not at every retry.
 let waitingSaid = false;
 let online = false;
-client.on('connect', () => { online = true; });
-client.on('close', () => {
-  if (online) say(`lost the broker at ${values.url}; retrying every second…`);
-  online = false;
-});
-client.on('error', (e) => {
-  if (e.code === 'ECONNREFUSED') {
-    if (!announced && !waitingSaid) say(`waiting for the broker at ${values.url}…`);
-    waitingSaid = true;
-    return;
-  }
-  process.stderr.write(`device: ${e.message}\n`);
-});
+for (const [id, client] of clients) {
+  client.on('connect', async () => {
+    try {
+      await client.subscribeAsync(cmdTopic(id), { qos: 0 });
+      await client.publishAsync(stateTopic(id), JSON.stringify({ ...states.get(id), online: true }),
+        { qos: 0, retain: true });
+      ready.add(id);
+      if (ready.size === ids.length) {
+        ready.clear();
+        process.stdout.write(`device ready: actuators ${ids.join(', ')} on ${values.url}\n`);
+        if (!announced) {
+          announced = true;
+          say(`listening on ${ids.map(cmdTopic).join(', ')}`);
+        }
+      }
+    } catch (e) {
+      process.stderr.write(`device: subscribe/publish failed: ${e.message}\n`);
+    }
+  });
+  // Until the first connection, a refused connect only means the broker is not up yet
+  // (`make run` starts this script just before mosquitto): say so once, keep retrying.
+  // After a connection drops, say it once per outage, not at every retry.
+  client.on('connect', () => { online = true; });
+  client.on('close', () => {
+    if (online) say(`lost the broker at ${values.url}; retrying every second…`);
+    online = false;
+  });
+  client.on('error', (e) => {
+    if (e.code === 'ECONNREFUSED') {
+      if (!announced && !waitingSaid) say(`waiting for the broker at ${values.url}…`);
+      waitingSaid = true;
+      return;
+    }
+    process.stderr.write(`device: ${e.message}\n`);
+  });
+  client.on('message', (topic, payload, packet) => handle(client, id, payload, packet));
+}
 
 // A payload from the plugin is {"user","message"}; a bare string published by hand
 // (mosquitto_pub -t actuators/42/cmd -m on) is taken as the command, from nobody.
@@ -109,10 +126,7 @@ function parseCommand(payload) {
   return { user: null, command: text };
 }
 
-client.on('message', (topic, payload, packet) => {
-  const m = /^actuators\/([^/]+)\/cmd$/.exec(topic);
-  if (!m || !states.has(m[1])) return;
-  const id = m[1];
+function handle(client, id, payload, packet) {
   const { user, command } = parseCommand(payload);
   const word = typeof command === 'string' ? command.trim().toLowerCase() : null;
   const prev = states.get(id);
@@ -141,12 +155,19 @@ client.on('message', (topic, payload, packet) => {
   }
   states.set(id, state);
   say(`${id}: ${user ?? '(nobody)'} sent ${word}: ${next ? 'ON' : 'OFF'}`);
-  client.publish(stateTopic(id), JSON.stringify(state), { qos: 0, retain: true });
-});
+  client.publish(stateTopic(id), JSON.stringify({ ...state, online: true }), { qos: 0, retain: true });
+}
 
-function stop() {
-  client.end(false, {}, () => process.exit(0));
+// A clean stop says "offline" itself: a DISCONNECT discards the will.
+async function stop() {
   setTimeout(() => process.exit(0), 1000).unref();
+  await Promise.all([...clients].map(async ([id, client]) => {
+    try {
+      if (client.connected) await client.publishAsync(stateTopic(id), offline(), { qos: 0, retain: true });
+      await client.endAsync(false);
+    } catch { /* going anyway */ }
+  }));
+  process.exit(0);
 }
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);

@@ -70,6 +70,10 @@
  *   {"$cable":"ack"} once the broker has accepted the publish. An action may set its
  *   own "answer"; the channel's applies to everything else (an unknown action, data
  *   that is not an object).
+ * last_value: bool (default true). With the internal client on
+ *   (plugin_opt_state_listener), a confirmed subscription is followed at once by the
+ *   broker's retained message of each topic its streams cover, as an MQTT subscriber
+ *   gets them; false turns that off for the channel.
  * actions: name -> {"topic": template (no wildcards after expansion, never '$'),
  *   "payload": "message" | "data" | "identity" (required), "qos": 0..2 (default 0),
  *   "retain": bool (default false), "with_sid": bool (identity only, default false),
@@ -207,6 +211,8 @@ size_t cable_binding_stream_count(const struct cable_binding *b);
 /* The i-th expanded stream: a valid topic name or filter, NUL-terminated. */
 const char *cable_binding_stream(const struct cable_binding *b, size_t i);
 enum cable_deliver cable_binding_deliver(const struct cable_binding *b);
+/* The channel's "last_value": replay retained values on subscribe. */
+bool cable_binding_last_value(const struct cable_binding *b);
 
 /* A publish produced by an action. All members owned (malloc'd). */
 struct cable_publish {

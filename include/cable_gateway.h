@@ -70,6 +70,16 @@ struct cable_gateway_config {
 	bool token_cookie_any_origin; /* a cookie without allowed_origins was allowed */
 	const char *metrics_topic;    /* publish metrics as retained messages under this prefix */
 	unsigned metrics_interval;    /* seconds between those publishes */
+	/*
+	 * Last values (docs/architecture.md): the broker listener the internal client
+	 * connects to ("/path" for a unix socket, "host:port" for TCP); NULL = off, and
+	 * MOSQ_EVT_MESSAGE feeds browsers as before.
+	 */
+	const char *state_listener;
+	const char *state_client_id; /* set by the adapter: random per start */
+	const char *state_secret;    /* set by the adapter: random per start, checked by it */
+	size_t retained_max_entries; /* bounds of the last-value cache */
+	size_t retained_max_bytes;
 };
 
 /* The queues and wake-up the two sides share; owned by the adapter. */

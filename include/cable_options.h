@@ -30,6 +30,7 @@ struct cable_options {
 	unsigned wake_signal;     /* offset from SIGRTMIN */
 	size_t queue_messages;    /* bound of each cross-thread queue, in messages */
 	size_t queue_bytes;       /* and in bytes */
+	bool state_grant_read;    /* ACL_CHECK lets the internal client read (broker.c) */
 };
 
 /*

@@ -36,6 +36,8 @@ enum cable_msg_kind {
 	                      (`answer` says whom to tell) */
 	CABLE_MSG_REPLY,   /* broker -> gateway: a device published to a response topic
 	                      (topic, payload; `answer->request_id` = its correlation data) */
+	CABLE_MSG_ACK,     /* broker -> gateway: a browser's publish was accepted; the publish
+	                      itself comes back through the internal client (state.c) */
 };
 
 /* Length of an answer token: 16 random bytes in base64url, no padding. */

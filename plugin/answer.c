@@ -225,7 +225,8 @@ void answer_from_broker(struct gw *gw, const struct cable_msg *m)
 	if (m->kind == CABLE_MSG_REFUSED && a->answer != CABLE_ANSWER_NONE)
 		send_answer(gw, sub, "refused", a->action, a->action_len, a->request_id,
 		            a->request_id_len, (enum cable_refusal)a->refusal);
-	else if (m->kind == CABLE_MSG_PUBLISH && a->answer == CABLE_ANSWER_ALL)
+	else if ((m->kind == CABLE_MSG_PUBLISH || m->kind == CABLE_MSG_ACK) &&
+	         a->answer == CABLE_ANSWER_ALL)
 		send_answer(gw, sub, "ack", a->action, a->action_len, a->request_id,
 		            a->request_id_len, CABLE_REFUSED_NONE);
 }

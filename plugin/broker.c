@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
@@ -53,6 +55,10 @@ struct cable_plugin {
 	int wake_signo;
 	uint64_t reported_drops; /* to_gateway drops already logged */
 	bool per_listener;       /* per_listener_settings true: TICK may never come */
+	/* The gateway's internal MQTT client (plugin_opt_state_listener; see state.c). */
+	char state_client_id[40];
+	char state_secret[65];
+	const struct mosquitto *state_client; /* its broker context while connected */
 };
 
 /* ---- Waking ---------------------------------------------------------------------- */
@@ -253,6 +259,12 @@ static int on_message(int event, void *event_data, void *userdata)
 	bool reply = strncmp(ev->topic, CABLE_REPLY_PREFIX, strlen(CABLE_REPLY_PREFIX)) == 0;
 
 	(void)event;
+	/*
+	 * With the internal client every other message reaches the gateway through it; a
+	 * reply's '$cable/reply/' topic does not match its '#', and needs the properties.
+	 */
+	if (!reply && p->opts.gw.state_listener)
+		return MOSQ_ERR_SUCCESS;
 	m = cable_msg_new(reply ? CABLE_MSG_REPLY : CABLE_MSG_PUBLISH, ev->topic, strlen(ev->topic),
 	                  ev->payload, ev->payloadlen);
 	if (m == NULL)
@@ -317,6 +329,20 @@ static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
 		cable_msg_free(m);
 		return;
 	}
+	/*
+	 * With the internal client (plugin_opt_state_listener) the publish comes back to the
+	 * gateway through it, in the broker's order, like every other message; the browser
+	 * that performed is only told that the broker took it (its answer mode permitting).
+	 */
+	if (p->opts.gw.state_listener) {
+		if (m->answer) {
+			m->kind = CABLE_MSG_ACK;
+			if (cable_queue_push(&p->link.to_gateway, m, false) == CABLE_OK)
+				return;
+		}
+		cable_msg_free(m);
+		return;
+	}
 	/* Local fan-out, in the broker's order (see DESIGN). */
 	m->local = true;
 	m->t_ns = cable_now_ns();
@@ -359,6 +385,7 @@ static void drain_to_broker(struct cable_plugin *p)
 		case CABLE_MSG_RULES: /* never sent this way */
 		case CABLE_MSG_REFUSED:
 		case CABLE_MSG_REPLY:
+		case CABLE_MSG_ACK:
 			cable_msg_free(m);
 			break;
 		}
@@ -427,13 +454,122 @@ static int on_reload(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_PLUGIN_DEFER;
 }
 
+/* ---- The gateway's internal client (broker thread) ------------------------------- */
+
+#define STATE_AUTH_METHOD "mosquitto-cable"
+
+static bool is_state_client(const struct cable_plugin *p, const struct mosquitto *client)
+{
+	return client != NULL && client == p->state_client;
+}
+
+/*
+ * MQTT 5 enhanced authentication with our method: only the gateway's client, with this
+ * start's random client id and secret, is admitted. Any other method is not ours
+ * (NOT_SUPPORTED passes it on); clients without a method never reach this callback, so
+ * the broker's own password checks are untouched.
+ */
+static int on_ext_auth_start(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_extended_auth *ev = event_data;
+	struct cable_plugin *p = userdata;
+	const char *id;
+	size_t len = strlen(p->state_secret);
+
+	(void)event;
+	if (ev->auth_method == NULL || strcmp(ev->auth_method, STATE_AUTH_METHOD) != 0)
+		return MOSQ_ERR_NOT_SUPPORTED;
+	id = mosquitto_client_id(ev->client);
+	if (id == NULL || strcmp(id, p->state_client_id) != 0 || ev->data_in_len != len ||
+	    CRYPTO_memcmp(ev->data_in, p->state_secret, len) != 0) {
+		mosquitto_log_printf(MOSQ_LOG_WARNING,
+		                     LOG_PREFIX "refused a client using the %s authentication "
+		                                "method from %s: wrong credentials",
+		                     STATE_AUTH_METHOD, mosquitto_client_address(ev->client));
+		return MOSQ_ERR_AUTH;
+	}
+	p->state_client = ev->client;
+	return MOSQ_ERR_SUCCESS;
+}
+
+static int on_ext_auth_continue(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_extended_auth *ev = event_data;
+
+	(void)event;
+	(void)userdata;
+	if (ev->auth_method && strcmp(ev->auth_method, STATE_AUTH_METHOD) == 0)
+		return MOSQ_ERR_AUTH; /* our method has one step */
+	return MOSQ_ERR_NOT_SUPPORTED;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_disconnect *ev = event_data;
+	struct cable_plugin *p = userdata;
+
+	(void)event;
+	if (is_state_client(p, ev->client))
+		p->state_client = NULL;
+	return MOSQ_ERR_SUCCESS;
+}
+
+/*
+ * plugin_opt_state_grant_read: the internal client may read and subscribe to anything,
+ * and write nothing; every other client is left to the broker's own ACL (DEFER). Only
+ * for brokers that have an ACL of their own: on 2.0 an ACL check every callback
+ * deferred is a denial, so on a broker without one this would lock out everyone else.
+ */
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *ev = event_data;
+	struct cable_plugin *p = userdata;
+
+	(void)event;
+	if (!is_state_client(p, ev->client))
+		return MOSQ_ERR_PLUGIN_DEFER;
+	return ev->access == MOSQ_ACL_READ || ev->access == MOSQ_ACL_SUBSCRIBE ||
+	                       ev->access == MOSQ_ACL_UNSUBSCRIBE
+	               ? MOSQ_ERR_SUCCESS
+	               : MOSQ_ERR_ACL_DENIED;
+}
+
+/* This start's client id and secret for the internal client. */
+static int make_state_credentials(struct cable_plugin *p)
+{
+	unsigned char raw[32];
+	size_t i;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return MOSQ_ERR_UNKNOWN;
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(p->state_secret + 2 * i, 3, "%02x", raw[i]);
+	if (RAND_bytes(raw, 8) != 1)
+		return MOSQ_ERR_UNKNOWN;
+	snprintf(p->state_client_id, sizeof(p->state_client_id),
+	         "mosquitto-cable-%02x%02x%02x%02x%02x%02x%02x%02x", raw[0], raw[1], raw[2], raw[3],
+	         raw[4], raw[5], raw[6], raw[7]);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	p->opts.gw.state_client_id = p->state_client_id;
+	p->opts.gw.state_secret = p->state_secret;
+	return MOSQ_ERR_SUCCESS;
+}
+
+/* Which callbacks: the internal client's only with it, ACL only when asked. */
+enum { CB_ALWAYS, CB_WITH_STATE, CB_GRANT_READ };
+
 static const struct {
 	int event;
 	MOSQ_FUNC_generic_callback cb;
+	int when;
 } callbacks[] = {
-        {MOSQ_EVT_MESSAGE, on_message},
-        {MOSQ_EVT_TICK, on_tick},
-        {MOSQ_EVT_RELOAD, on_reload},
+        {MOSQ_EVT_MESSAGE, on_message, CB_ALWAYS},
+        {MOSQ_EVT_TICK, on_tick, CB_ALWAYS},
+        {MOSQ_EVT_RELOAD, on_reload, CB_ALWAYS},
+        {MOSQ_EVT_EXT_AUTH_START, on_ext_auth_start, CB_WITH_STATE},
+        {MOSQ_EVT_EXT_AUTH_CONTINUE, on_ext_auth_continue, CB_WITH_STATE},
+        {MOSQ_EVT_DISCONNECT, on_disconnect, CB_WITH_STATE},
+        {MOSQ_EVT_ACL_CHECK, on_acl_check, CB_GRANT_READ},
 };
 
 /*
@@ -450,6 +586,20 @@ static bool per_listener_settings(const mosquitto_plugin_id_t *id)
 
 	memcpy(&listener, (const void *)id, sizeof(listener));
 	return listener != NULL;
+}
+
+static bool callback_wanted(const struct cable_plugin *p, int when)
+{
+	bool state = p->opts.gw.state_listener != NULL;
+
+	switch (when) {
+	case CB_WITH_STATE:
+		return state;
+	case CB_GRANT_READ:
+		return state && p->opts.state_grant_read;
+	default:
+		return true;
+	}
 }
 
 /* ---- Plugin entry points (broker thread) ------------------------------------------- */
@@ -477,8 +627,9 @@ static void teardown(struct cable_plugin *p)
 
 	if (p->id) {
 		for (i = 0; i < CABLE_ARRAY_LEN(callbacks); i++)
-			mosquitto_callback_unregister(p->id, callbacks[i].event, callbacks[i].cb,
-			                              NULL);
+			if (callback_wanted(p, callbacks[i].when))
+				mosquitto_callback_unregister(p->id, callbacks[i].event,
+				                              callbacks[i].cb, NULL);
 	}
 	if (p->gw)
 		p->gw_api->stop(p->gw); /* joins the gateway thread */
@@ -533,6 +684,8 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 	p->link_ready = true;
 
 	rc = install_wake_signal(p);
+	if (rc == MOSQ_ERR_SUCCESS && p->opts.gw.state_listener)
+		rc = make_state_credentials(p);
 	if (rc == MOSQ_ERR_SUCCESS)
 		rc = load_gateway(p);
 	if (rc != MOSQ_ERR_SUCCESS) {
@@ -556,6 +709,8 @@ __attribute__((visibility("default"))) int mosquitto_plugin_init(mosquitto_plugi
 
 	p->id = identifier;
 	for (i = 0; i < CABLE_ARRAY_LEN(callbacks); i++) {
+		if (!callback_wanted(p, callbacks[i].when))
+			continue;
 		rc = mosquitto_callback_register(identifier, callbacks[i].event, callbacks[i].cb,
 		                                 NULL, p);
 		if (rc != MOSQ_ERR_SUCCESS) {

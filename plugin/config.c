@@ -76,6 +76,11 @@ static const struct opt_spec opt_specs[] = {
         {"token_cookie_any_origin", OPT_BOOL, OFF(gw.token_cookie_any_origin), 0, 0},
         {"metrics_topic", OPT_STRING, OFF(gw.metrics_topic), 0, 0},
         {"metrics_interval", OPT_UINT, OFF(gw.metrics_interval), 1, 86400},
+        {"state_listener", OPT_STRING, OFF(gw.state_listener), 0, 0},
+        {"state_grant_read", OPT_BOOL, OFF(state_grant_read), 0, 0},
+        {"retained_max_entries", OPT_SIZE, OFF(gw.retained_max_entries), 1, 100000000},
+        {"retained_max_bytes", OPT_SIZE, OFF(gw.retained_max_bytes), 4096,
+         1024LL * 1024 * 1024 * 16},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
         {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
         {"acl_file", OPT_STRING, OFF(acl_file), 0, 0},
@@ -115,6 +120,8 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_identifier = 4096;
 	o->gw.max_sub_bytes = 256 * 1024;
 	o->gw.max_user_sub_bytes = 4 * 1024 * 1024;
+	o->gw.retained_max_entries = 100000;
+	o->gw.retained_max_bytes = 64 * 1024 * 1024;
 	o->jwt_leeway = 30;
 	o->wake_signal = 7;
 	o->queue_messages = 65536;

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include <ev.h>
 #include <mosquitto.h>
 #include <openssl/ssl.h>
@@ -325,6 +327,7 @@ static void drain_inbox(struct gw *gw, bool from_timer)
 			break;
 		case CABLE_MSG_REFUSED:
 		case CABLE_MSG_REPLY:
+		case CABLE_MSG_ACK:
 			answer_from_broker(gw, m);
 			break;
 		case CABLE_MSG_RULES:
@@ -543,6 +546,7 @@ static const struct lws_protocols protocols[] = {
          TX_PACKET_SIZE},
         {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
         {CABLE_PROTOCOL_LISTENER, callback_listener, 0, 0, 0, NULL, 0},
+        {NULL, NULL, 0, 0, 0, NULL, 0}, /* state_protocol, set in start() */
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -556,6 +560,7 @@ static void *gateway_main(void *arg)
 	gw->unused_base = gw->unused_after_trim = resident_unused(&mi); /* see trim_memory */
 	gw_schedule(gw, &gw->ping_sul, ping_all,
 	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	state_start(gw);
 	if (gw->cfg.metrics_topic)
 		gw_schedule(gw, &gw->metrics_sul, metrics_tick,
 		            (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
@@ -683,6 +688,7 @@ static void gw_free(struct gw *gw)
 	fanout_release(gw);
 	expiry_release(gw);
 	listen_release(gw);
+	state_release(gw);
 	event_loop_close(gw);
 	cable_msg_free_chain(gw->backlog);
 	cable_rules_free(gw->rules);
@@ -694,11 +700,13 @@ static void gw_free(struct gw *gw)
 
 static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
 {
-	const char **fields[] = {&gw->cfg.address,      &gw->cfg.path,
-	                         &gw->cfg.token_param,  &gw->cfg.tls_cert,
-	                         &gw->cfg.tls_key,      &gw->cfg.tls_ca,
-	                         &gw->cfg.http_dir,     &gw->cfg.allowed_origins,
-	                         &gw->cfg.token_cookie, &gw->cfg.metrics_topic};
+	const char **fields[] = {&gw->cfg.address,        &gw->cfg.path,
+	                         &gw->cfg.token_param,    &gw->cfg.tls_cert,
+	                         &gw->cfg.tls_key,        &gw->cfg.tls_ca,
+	                         &gw->cfg.http_dir,       &gw->cfg.allowed_origins,
+	                         &gw->cfg.token_cookie,   &gw->cfg.metrics_topic,
+	                         &gw->cfg.state_listener, &gw->cfg.state_client_id,
+	                         &gw->cfg.state_secret};
 	size_t i;
 
 	_Static_assert(CABLE_ARRAY_LEN(fields) <= CABLE_ARRAY_LEN(gw->strings), "gw->strings");
@@ -733,6 +741,20 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	gw->link = link;
 	gw->listen_fd = -1;
 	atomic_init(&gw->stop_requested, false);
+	if (gw->cfg.state_listener) {
+		struct sockaddr_storage ss;
+		unsigned sslen;
+
+		if (state_parse_listener(gw->cfg.state_listener, &ss, &sslen) != CABLE_OK ||
+		    gw->cfg.state_client_id == NULL || gw->cfg.state_secret == NULL) {
+			snprintf(err, errlen,
+			         "plugin_opt_state_listener: '%s' is neither a unix socket path "
+			         "(a path with no ':' or with a '/') nor LOOPBACKADDRESS:PORT",
+			         gw->cfg.state_listener);
+			gw_free(gw);
+			return NULL;
+		}
+	}
 	if (gw->cfg.allowed_origins) {
 		struct cable_error e = {0};
 
@@ -757,12 +779,15 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	_Static_assert(sizeof(gw->protocols) == sizeof(protocols), "gw->protocols");
 	memcpy(gw->protocols, protocols, sizeof(protocols));
 	gw->protocols[0].rx_buffer_size = gw->cfg.receive_buffer;
+	gw->protocols[3] = state_protocol;
 	info.protocols = gw->protocols;
 	info.user = gw;
 	info.uid = -1;
 	info.gid = -1;
 	info.max_http_header_data = (unsigned short)gw->cfg.max_header_size;
-	info.pt_serv_buf_size = 16384;
+	info.pt_serv_buf_size =
+	        256 *
+	        1024; /* one per thread: what a raw read (the internal client) takes per turn */
 	info.timeout_secs = gw->cfg.handshake_timeout; /* an unfinished handshake is dropped */
 	info.timeout_secs_ah_idle = gw->cfg.handshake_timeout; /* also a half-sent request */
 	info.options = LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |

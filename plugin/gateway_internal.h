@@ -53,6 +53,7 @@
 #include "cable_origin.h"
 #include "cable_principal.h"
 #include "cable_queue.h"
+#include "cable_retained.h"
 #include "cable_rules.h"
 #include "cable_tree.h"
 
@@ -111,6 +112,7 @@ struct sub {
 	 */
 	bool acl_each;
 	bool acl_topic_ok;
+	bool replay_pending; /* subscribed before the internal client synchronised (state.c) */
 	char *acl_topic;
 	size_t nlinks;
 	struct sub_link *links;
@@ -184,6 +186,34 @@ struct session {
 
 enum auth_failure { AUTH_NO_TOKEN, AUTH_EXPIRED, AUTH_BAD_SIGNATURE, AUTH_INVALID, AUTH_NREASONS };
 
+/* The internal MQTT client and the last-value cache (state.c). */
+enum state_phase { STATE_DOWN, STATE_SYNCING, STATE_LIVE };
+
+struct state_client {
+	enum state_phase phase;
+	struct lws *wsi; /* NULL while not connected */
+	int fd;
+	uint8_t *in; /* a partial packet */
+	size_t in_len, in_cap;
+	uint8_t out[512]; /* CONNECT, SUBSCRIBE, PINGREQ not yet written */
+	size_t out_len;
+	struct cable_retained *cache; /* what subscribes replay from */
+	struct cable_retained *next;  /* being filled by the broker's replay (SYNCING) */
+	struct cable_msg *backlog, *backlog_tail; /* read, not yet fanned out */
+	size_t backlog_count, backlog_bytes;      /* bounded as to_gateway is */
+	bool dispatch_pending;                    /* dispatch_sul will continue */
+	uint64_t dropped, reported_drops;         /* live messages dropped: the queue was full */
+	lws_usec_t next_drop_log;
+	lws_sorted_usec_list_t retry_sul, ping_sul, dispatch_sul;
+	lws_usec_t failing_since, next_warn, sync_started;
+	lws_usec_t lost_at; /* a live connection was lost then (reported at the next sync) */
+	bool warned_full;
+	unsigned refusals; /* CONNACK/SUBACK refusals since the last synchronisation */
+	bool pending;      /* some sub->replay_pending is set */
+	uint64_t connects, replayed;
+	uint64_t refused_before; /* refusals of caches already replaced */
+};
+
 #define LATENCY_BUCKETS 12
 
 /* Counters for /metrics. Gateway thread only, like everything else here. */
@@ -209,10 +239,10 @@ struct gw_stats {
 
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
-	char *strings[11];
+	char *strings[14];
 	struct cable_origins *origins;     /* NULL: no Origin check */
 	struct lws_http_mount mounts[3];   /* /health, /metrics, and the static directory if any */
-	struct lws_protocols protocols[4]; /* gateway.c's, with plugin_opt_receive_buffer */
+	struct lws_protocols protocols[5]; /* gateway.c's, with plugin_opt_receive_buffer */
 	struct cable_link *link;
 	struct cable_rules *rules;
 	struct lws_context *ctx;
@@ -274,6 +304,7 @@ struct gw {
 	size_t nexpiring, expiring_cap;
 	lws_sorted_usec_list_t expiry_sul;
 	struct gw_stats stats;
+	struct state_client state;
 };
 
 /* gateway.c */
@@ -322,6 +353,14 @@ void answer_refuse(struct session *s, struct sub *sub, const struct cable_perfor
 void answer_from_broker(struct gw *gw, const struct cable_msg *m);
 void answer_forget(struct gw *gw, struct sub *sub);
 void answer_release(struct gw *gw);
+/* state.c */
+struct sockaddr_storage;
+int state_parse_listener(const char *spec, struct sockaddr_storage *ss, unsigned *len);
+void state_start(struct gw *gw);
+void state_release(struct gw *gw);
+void state_replay(struct session *s, struct sub *sub);
+void state_catch_up(struct gw *gw);
+extern const struct lws_protocols state_protocol;
 
 /* fanout.c */
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len);

@@ -112,6 +112,30 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	       to_broker);
 	metric(&o, "queue_to_broker_full_total", "counter",
 	       "Times a browser was paused because the broker queue was full.", to_broker_dropped);
+	if (gw->cfg.state_listener) {
+		struct cable_retained_stats rs = {0};
+
+		if (gw->state.cache)
+			cable_retained_stats(gw->state.cache, &rs);
+		metric(&o, "state_connected", "gauge",
+		       "1 while the internal client is connected and synchronised.",
+		       gw->state.phase == STATE_LIVE);
+		metric(&o, "state_connects_total", "counter",
+		       "Connections of the internal client to the broker.", gw->state.connects);
+		metric(&o, "state_dropped_total", "counter",
+		       "Messages for browsers dropped because the fan-out queue was full.",
+		       gw->state.dropped);
+		metric(&o, "retained_entries", "gauge", "Topics in the last-value cache.",
+		       rs.entries);
+		metric(&o, "retained_bytes", "gauge",
+		       "Bytes the last-value cache counts against plugin_opt_retained_max_bytes.",
+		       rs.bytes);
+		metric(&o, "retained_refused_total", "counter",
+		       "Retained values not cached (or dropped) at the cache's limits.",
+		       gw->state.refused_before + rs.refused);
+		metric(&o, "retained_replayed_total", "counter",
+		       "Retained values sent to browsers after a subscribe.", gw->state.replayed);
+	}
 
 	put(&o, "# HELP cable_delivery_seconds From the broker receiving a message to its frames "
 	        "being queued for every subscribed browser.\n"

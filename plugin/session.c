@@ -741,6 +741,10 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	size_t cost;
 	int rc;
 
+	/* Last values: the replay and live delivery must start at one place (state.c). */
+	state_catch_up(s->gw);
+	if (s->closing)
+		return;
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
 	if (sub)
 		return; /* duplicate: the first confirm is already on the wire; never confirm twice
@@ -809,6 +813,7 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	s->gw->stats.subscriptions++;
 	s->gw->stats.subscribes++;
 	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
+	state_replay(s, sub); /* last values, before any live message (state.c) */
 	return;
 nomem:
 	cable_binding_free(b);

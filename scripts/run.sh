@@ -20,8 +20,11 @@ if [ ! -s .run/jwt-secret ]; then
 	od -An -tx1 -N64 /dev/urandom | tr -d ' \n' > .run/jwt-secret
 	chmod 600 .run/jwt-secret
 fi
-# The broker reads the secret after dropping privileges to the mosquitto user.
+# The broker reads the secret and creates its unix socket (plugin_opt_state_listener)
+# after dropping privileges to the mosquitto user.
+mkdir -p .run/state
 if [ "$(id -u)" -eq 0 ] && id mosquitto > /dev/null 2>&1; then
+	chown mosquitto .run/state
 	chown mosquitto .run/jwt-secret
 fi
 token=$("$build/mosquitto-cable-token" --secret-file .run/jwt-secret --user alice --ttl 86400)

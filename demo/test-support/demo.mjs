@@ -29,7 +29,7 @@ process.on('exit', () => {
 });
 
 // Runs `node demo/device.mjs --url <mqttUrl> --ids <ids>` and resolves once it printed
-// its "device ready:" line. Returns { output(), stop() }.
+// its "device ready:" line. Returns { output(), stop(), kill() }.
 export function startDevice(mqttUrl, ids = [42, 43], { timeout = 10_000 } = {}) {
   const child = spawn(process.execPath, [path.join(DEMO, 'device.mjs'), '--url', mqttUrl, '--ids', ids.join(',')],
     { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -45,6 +45,11 @@ export function startDevice(mqttUrl, ids = [42, 43], { timeout = 10_000 } = {}) 
   });
   const device = {
     output: () => text,
+    // Gone without a word (SIGKILL): the broker publishes each actuator's will.
+    async kill() {
+      if (!exitInfo) child.kill('SIGKILL');
+      return exited;
+    },
     async stop() {
       if (!exitInfo) {
         child.kill('SIGTERM');

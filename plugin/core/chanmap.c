@@ -105,6 +105,7 @@ struct channel {
 	size_t nstreams;
 	enum cable_deliver deliver;
 	enum cable_answer answer; /* for actions without their own, and unknown actions */
+	bool last_value;          /* replay retained values on subscribe (default true) */
 	struct action *actions;
 	size_t nactions;
 };
@@ -131,6 +132,7 @@ struct cable_binding {
 	size_t nstreams;
 	enum cable_deliver deliver;
 	enum cable_answer answer; /* the channel's */
+	bool last_value;
 	struct bound_action *actions;
 	size_t nactions;
 	char *user; /* NULL without a principal */
@@ -836,9 +838,10 @@ static int load_actions(struct channel *ch, json_t *actions, struct cable_error 
 
 static int load_channel(struct channel *ch, const char *name, json_t *spec, struct cable_error *err)
 {
-	static const char *const keys[] = {"generic", "params", "streams", "deliver",
-	                                   "actions", "answer", NULL};
-	static const char *const generic_keys[] = {"generic", "deliver", "actions", "answer", NULL};
+	static const char *const keys[] = {"generic", "params", "streams",    "deliver",
+	                                   "actions", "answer", "last_value", NULL};
+	static const char *const generic_keys[] = {"generic", "deliver",    "actions",
+	                                           "answer",  "last_value", NULL};
 	char where[CABLE_ERROR_TEXT_MAX];
 	json_t *deliver;
 	int rc;
@@ -851,7 +854,9 @@ static int load_channel(struct channel *ch, const char *name, json_t *spec, stru
 		return nomem(err);
 	if (!json_is_object(spec))
 		return cable_error_set(err, CABLE_EINVAL, "%s: must be an object", where);
+	ch->last_value = true;
 	if ((rc = get_bool(spec, "generic", &ch->generic, where, err)) ||
+	    (rc = get_bool(spec, "last_value", &ch->last_value, where, err)) ||
 	    (rc = check_keys(spec, ch->generic ? generic_keys : keys, where, err)))
 		return rc;
 
@@ -1214,6 +1219,7 @@ int cable_chanmap_bind(const struct cable_chanmap *map, const char *identifier, 
 		goto nomem;
 	b->deliver = ch->deliver;
 	b->answer = ch->answer;
+	b->last_value = ch->last_value;
 	b->channel = dup_mem(ch->name, strlen(ch->name));
 	b->streams = calloc(ch->nstreams + 1, sizeof(*b->streams));
 	b->actions = calloc(ch->nactions + 1, sizeof(*b->actions));
@@ -1316,6 +1322,11 @@ const char *cable_binding_stream(const struct cable_binding *b, size_t i)
 enum cable_deliver cable_binding_deliver(const struct cable_binding *b)
 {
 	return b->deliver;
+}
+
+bool cable_binding_last_value(const struct cable_binding *b)
+{
+	return b->last_value;
 }
 
 /* ---- Perform ---------------------------------------------------------------------- */

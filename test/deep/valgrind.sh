@@ -3,6 +3,8 @@
 # session (test/deep/client.mjs) and a SIGTERM shutdown with browsers still connected.
 # Fails on any invalid access or uninitialised use, and on any leak whose stack goes
 # through the plugin or its gateway. (Mosquitto's own allocations are not judged.)
+# `valgrind.sh state`: the same with last values on (plugin_opt_state_listener), so the
+# messages reach browsers through the gateway's internal MQTT client.
 set -euo pipefail
 build=${CABLE_BUILD_DIR:?}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,7 +12,13 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 broker_dir
 pid=
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
-broker_conf "$build/mosquitto_cable.so" "plugin_opt_channels_file $repo/config/channels.example.json"
+extra=()
+if [ "${1:-}" = state ]; then
+	chmod 777 "$tmp" # the broker, as the mosquitto user, creates its socket here
+	extra=("plugin_opt_state_listener $tmp/state.sock" "listener 0 $tmp/state.sock")
+fi
+broker_conf "$build/mosquitto_cable.so" "plugin_opt_channels_file $repo/config/channels.example.json" \
+	"${extra[@]}"
 
 valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=none --track-origins=yes --num-callers=30 --fullpath-after= --keep-debuginfo=yes \

@@ -108,6 +108,19 @@ EXPORT void mosquitto_free(void *mem)
 	free(mem);
 }
 
+/* Used by the plugin's internal-client callbacks, which this host never fires. */
+EXPORT const char *mosquitto_client_id(const struct mosquitto *client)
+{
+	(void)client;
+	return NULL;
+}
+
+EXPORT const char *mosquitto_client_address(const struct mosquitto *client)
+{
+	(void)client;
+	return NULL;
+}
+
 EXPORT const char *mosquitto_strerror(int mosq_errno)
 {
 	return mosq_errno == MOSQ_ERR_SUCCESS ? "No error." : "Error.";

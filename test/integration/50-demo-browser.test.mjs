@@ -6,6 +6,8 @@
 //   - typing "on" in the page reaches MQTT as {"user":"alice","message":"on"} and the
 //     device's state answer shows up on the page;
 //   - another user's command (a stock @rails/actioncable consumer in Node) scrolls by;
+//   - the page opens on the actuator's current (retained) state, and shows it offline
+//     when the device dies (its MQTT will), with plugin_opt_state_listener as in `make run`;
 //   - the token may also come in the fragment (#jid=...), and actuators are separate;
 //   - a watch-only user's command is refused, and the page says so and why;
 //   - "status" is a request: the device's answer reaches the asking page alone;
@@ -35,6 +37,7 @@ before(async () => {
   // Everyone commands every actuator except dave, who only watches (as bob does in
   // config/acl.example, which `make run` uses).
   broker = await startBroker({
+    state: true,
     pluginOpts: { http_dir: site.dir, acl_file: '$DIR/acl' },
     files: {
       acl: ['alice', 'bob', 'carol'].map((u) => `user ${u}\ntopic readwrite actuators/#\n`).join('')
@@ -97,6 +100,20 @@ test('the plugin serves the page and the client it imports', async () => {
     assert.equal(r.status, 200, file);
     assert.match(r.headers.get('content-type'), /^(text|application)\/javascript/, file);
     await r.arrayBuffer();
+  }
+});
+
+test("the page opens on the actuator's current state, without a command", async () => {
+  const token = broker.mint('dave');
+  const p = await openPage(`${base}/?id=43&jid=${encodeURIComponent(token)}`);
+  try {
+    // The device published its state (retained) when it started; nobody has spoken.
+    await p.page.locator('#state[data-on="off"]').waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await p.page.locator('#state-text').innerText(), /actuator 43 is OFF · device started/);
+    assert.equal(await entries(p.page, 'cmd').count(), 0);
+    assert.deepEqual(p.problems, [], 'the page logged errors or failed requests');
+  } finally {
+    await p.context.close();
   }
 });
 
@@ -167,7 +184,11 @@ test("another user's command scrolls by on the page, with the device's answer", 
     got.push(m);
     if (m && m.on === false && m.by === 'bob') break;
   }
-  assert.deepEqual(got[0], { user: 'bob', message: 'off' });
+  // First the actuator's current state (the retained value, right after the confirm),
+  // then bob's command, then the device's answer.
+  assert.equal(got[0].on, true);
+  assert.equal(got[0].online, true);
+  assert.deepEqual(got[1], { user: 'bob', message: 'off' });
 
   assert.deepEqual(problems, [], 'the page logged errors or failed requests');
   await page.screenshot({ path: SCREENSHOT });
@@ -237,6 +258,24 @@ test('"status" is answered to the asking page alone', async () => {
     assert.deepEqual(other.problems, [], 'the second page logged errors or failed requests');
   } finally {
     await other.context.close();
+  }
+});
+
+test('the page shows the actuator offline when its device dies (the MQTT will)', async () => {
+  const dying = await startDevice(broker.mqttUrl, [44]);
+  const p = await openPage(`${base}/?id=44&jid=${encodeURIComponent(broker.mint('alice'))}`);
+  try {
+    await p.page.locator('#state[data-on="off"]').waitFor({ timeout: UI_TIMEOUT });
+    await dying.kill();
+    await p.page.locator('#state[data-on="offline"]').waitFor({ timeout: UI_TIMEOUT });
+    assert.match(await p.page.locator('#state-text').innerText(), /actuator 44 is offline/);
+    // A page opened now starts on "offline": the will was retained.
+    const late = await openPage(`${base}/?id=44&jid=${encodeURIComponent(broker.mint('carol'))}`);
+    await late.page.locator('#state[data-on="offline"]').waitFor({ timeout: UI_TIMEOUT });
+    await late.context.close();
+  } finally {
+    await p.context.close();
+    await dying.stop();
   }
 });
 

@@ -47,6 +47,7 @@ export function assertNoSanitizerReport(log, what = 'mosquitto') {
   }
 }
 const START_TIMEOUT_MS = BROKER_PRELOAD ? 30_000 : 10_000;
+export const STATE_READY_LINE = 'mosquitto-cable: last values: connected';
 const STOP_TIMEOUT_MS = 10_000;
 
 const running = new Set();
@@ -118,6 +119,9 @@ function mosquittoUser() {
  *                  the broker); "$DIR" in pluginOpts values stands for that dir.
  * opts.nofile:     run the broker with this descriptor limit (soft and hard), through
  *                  prlimit(1), which execs mosquitto: broker.pid stays the broker's.
+ * opts.state:      true: last values on (a unix-socket listener $DIR/state.sock and
+ *                  plugin_opt_state_listener naming it); ready once the internal client
+ *                  has synchronised ("last values: connected" in the log).
  * When mosquitto exits or is not ready in time, the error thrown carries .exit
  * ({code, signal}, null on a timeout) and .log (the broker's output).
  */
@@ -147,6 +151,7 @@ export async function startBroker(opts = {}) {
     path: '/cable',
     channels_file: path.join(REPO, 'config', 'channels.example.json'),
     jwt_secret_file: secretFile,
+    ...(opts.state ? { state_listener: '$DIR/state.sock' } : {}),
     ...(opts.pluginOpts || {}),
   };
   const lines = [
@@ -155,7 +160,8 @@ export async function startBroker(opts = {}) {
     'allow_anonymous true',
     'log_type all',
     'log_dest stderr',
-    ...(opts.extraConf || []),
+    ...(opts.state ? [`listener 0 ${path.join(dir, 'state.sock')}`] : []),
+    ...(opts.extraConf || []).map((l) => l.replaceAll('$DIR', dir)),
     `plugin ${plugin}`,
   ];
   for (const [k, v] of Object.entries(pluginOpts)) {
@@ -243,7 +249,8 @@ export async function startBroker(opts = {}) {
       err.log = logText;
       throw err;
     }
-    if (logText.includes(READY_LINE) && await canConnect(mqttPort)) break;
+    if (logText.includes(READY_LINE) && await canConnect(mqttPort) &&
+        (!opts.state || logText.includes(STATE_READY_LINE))) break;
     if (Date.now() > deadline) {
       await broker.stop();
       const err = new Error(`mosquitto not ready within ${START_TIMEOUT_MS} ms (waiting for ` +
