@@ -80,6 +80,13 @@ struct cable_gateway_config {
 	const char *state_secret;    /* set by the adapter: random per start, checked by it */
 	size_t retained_max_entries; /* bounds of the last-value cache */
 	size_t retained_max_bytes;
+	/* The extended protocol (actioncable-v1-ext-json); docs/reliable-streams.md. */
+	size_t history_limit;       /* messages kept per topic (100); 0 = no history */
+	size_t history_max_bytes;   /* bytes kept per topic (1 MiB) */
+	unsigned history_ttl;       /* seconds a message is kept (300) */
+	size_t history_total_bytes; /* bytes kept in all (64 MiB) */
+	unsigned session_ttl;       /* seconds a dropped session can be restored (300); 0 = off */
+	unsigned pong_timeout;      /* seconds without a pong before no_pong; 0 = off */
 };
 
 /* The queues and wake-up the two sides share; owned by the adapter. */

@@ -19,6 +19,8 @@
 
 #define CABLE_PROTOCOL_V1_JSON     "actioncable-v1-json"
 #define CABLE_PROTOCOL_UNSUPPORTED "actioncable-unsupported"
+/* AnyCable's extended protocol: reliable streams, session restore, pongs. */
+#define CABLE_PROTOCOL_EXT_JSON "actioncable-v1-ext-json"
 
 /* ---- Client -> server ---------------------------------------------------------- */
 
@@ -27,6 +29,8 @@ enum cable_cmd_kind {
 	CABLE_CMD_UNSUBSCRIBE,
 	CABLE_CMD_MESSAGE,
 	CABLE_CMD_UNKNOWN, /* a well-formed object with an unrecognised "command" */
+	CABLE_CMD_HISTORY, /* ext: {"command":"history","identifier":...,"history":{...}} */
+	CABLE_CMD_PONG,    /* ext: {"command":"pong"} (no identifier) */
 };
 
 /*
@@ -45,6 +49,11 @@ struct cable_cmd {
 	const char *data;
 	size_t data_len;
 	json_t *root; /* owner of the strings above */
+	/*
+	 * The "history" member of subscribe and history commands when it is an object,
+	 * else NULL (borrowed from root; read it with cable_proto_history_request).
+	 */
+	json_t *history;
 };
 
 /*
@@ -60,6 +69,49 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 
 /* Release what decode filled in. Accepts a zeroed struct. */
 void cable_cmd_release(struct cable_cmd *cmd);
+
+/* ---- Ext: history requests --------------------------------------------------------- */
+
+#define CABLE_PROTO_MAX_POSITIONS 256 /* stream positions in one history request */
+
+/* One known position: {"<stream>":{"epoch":"...","offset":N}}. */
+struct cable_stream_pos {
+	const char *stream; /* borrowed from the command's JSON */
+	size_t stream_len;
+	const char *epoch;
+	size_t epoch_len;
+	unsigned long long offset;
+	bool valid; /* epoch a string and offset an integer >= 0; an invalid one fails */
+};
+
+struct cable_history_request {
+	long long since;  /* Unix seconds; 0 when absent, not a number or not positive */
+	bool has_streams; /* "streams" is an object ({} counts) */
+	size_t npos;
+	struct cable_stream_pos *pos; /* malloc'd */
+};
+
+/*
+ * Read a "history" object (cable_cmd.history). As the AnyCable client sends it: a
+ * non-number `since` counts as absent; `streams` maps a stream name to its position.
+ * A request is wanted when since > 0 or has_streams. CABLE_EPROTO with more than
+ * CABLE_PROTO_MAX_POSITIONS positions; CABLE_ENOMEM. Release with
+ * cable_history_request_release (also after a failure).
+ */
+int cable_proto_history_request(const json_t *history, struct cable_history_request *out,
+                                struct cable_error *err);
+void cable_history_request_release(struct cable_history_request *req);
+
+/*
+ * A session id for the ext welcome: CABLE_PROTO_SID_LEN base64url characters made from
+ * CABLE_PROTO_SID_BYTES random bytes (the caller draws them), and the check of one a
+ * client sends back in ?sid= (exactly that length and alphabet).
+ */
+#define CABLE_PROTO_SID_BYTES 24
+#define CABLE_PROTO_SID_LEN   32
+void cable_proto_sid_encode(const unsigned char raw[CABLE_PROTO_SID_BYTES],
+                            char out[CABLE_PROTO_SID_LEN + 1]);
+bool cable_proto_sid_valid(const char *s, size_t len);
 
 /* ---- Server -> client ---------------------------------------------------------- */
 /*
@@ -79,6 +131,17 @@ struct cable_frame *cable_proto_confirm(const char *id, size_t id_len);
 
 /* {"identifier":"<id>","type":"reject_subscription"} */
 struct cable_frame *cable_proto_reject(const char *id, size_t id_len);
+
+/*
+ * Ext welcome: {"type":"welcome","sid":"<sid>"} or, after a restore,
+ * {"type":"welcome","sid":"<sid>","restored":true,"restored_ids":[<ids>]} (the ids as
+ * JSON string literals from cable_proto_json_string, spliced).
+ */
+struct cable_frame *cable_proto_welcome_restored(const char *sid, const char *const *ids_json,
+                                                 const size_t *ids_len, size_t nids);
+
+/* {"type":"confirm_history"|"reject_history","identifier":"<id>"} */
+struct cable_frame *cable_proto_history_reply(const char *id, size_t id_len, bool confirmed);
 
 /* {"type":"disconnect","reason":"<reason>","reconnect":true|false} */
 struct cable_frame *cable_proto_disconnect(const char *reason, bool reconnect);
@@ -151,5 +214,15 @@ int cable_proto_reply_value(const char *request_json, size_t request_len, const 
  */
 struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
                                         const char *value_json, size_t value_json_len);
+
+/*
+ * An ext data message: {"identifier":<id_json>,"message":<value_json>,
+ * "stream_id":"<stream>","epoch":"<epoch>","offset":N}. NULL on ENOMEM or a stream or
+ * epoch that is not UTF-8.
+ */
+struct cable_frame *cable_proto_message_ext(const char *id_json, size_t id_json_len,
+                                            const char *value_json, size_t value_json_len,
+                                            const char *stream, size_t stream_len,
+                                            const char *epoch, unsigned long long offset);
 
 #endif

@@ -81,6 +81,13 @@ static const struct opt_spec opt_specs[] = {
         {"retained_max_entries", OPT_SIZE, OFF(gw.retained_max_entries), 1, 100000000},
         {"retained_max_bytes", OPT_SIZE, OFF(gw.retained_max_bytes), 4096,
          1024LL * 1024 * 1024 * 16},
+        {"history_limit", OPT_SIZE, OFF(gw.history_limit), 0, 100000},
+        {"history_max_bytes", OPT_SIZE, OFF(gw.history_max_bytes), 1024, 1024LL * 1024 * 1024},
+        {"history_ttl", OPT_UINT, OFF(gw.history_ttl), 1, 86400},
+        {"history_total_bytes", OPT_SIZE, OFF(gw.history_total_bytes), 65536,
+         64LL * 1024 * 1024 * 1024},
+        {"session_ttl", OPT_UINT, OFF(gw.session_ttl), 0, 86400},
+        {"pong_timeout", OPT_UINT, OFF(gw.pong_timeout), 0, 3600},
         {"channels_file", OPT_STRING, OFF(channels_file), 0, 0},
         {"jwt_secret_file", OPT_STRING, OFF(jwt_secret_file), 0, 0},
         {"acl_file", OPT_STRING, OFF(acl_file), 0, 0},
@@ -122,6 +129,12 @@ static void set_defaults(struct cable_options *o)
 	o->gw.max_user_sub_bytes = 4 * 1024 * 1024;
 	o->gw.retained_max_entries = 100000;
 	o->gw.retained_max_bytes = 64 * 1024 * 1024;
+	o->gw.history_limit = 100;
+	o->gw.history_max_bytes = 1024 * 1024;
+	o->gw.history_ttl = 300;
+	o->gw.history_total_bytes = 64 * 1024 * 1024;
+	o->gw.session_ttl = 300;
+	o->gw.pong_timeout = 0;
 	o->jwt_leeway = 30;
 	o->wake_signal = 7;
 	o->queue_messages = 65536;

@@ -17,6 +17,8 @@
 #include "cable_tree.h"
 #include "gateway_internal.h"
 
+#include <mosquitto.h>
+
 /* ---- Interned identifiers --------------------------------------------------------- */
 
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
@@ -58,6 +60,7 @@ static void ident_free(struct gw *gw, struct ident *id)
 {
 	HASH_DELETE(hh, gw->idents, id);
 	cable_frame_unref(id->frame);
+	cable_frame_unref(id->frame_ext);
 	free(id->raw);
 	free(id->json);
 	free(id);
@@ -125,7 +128,7 @@ static void route_free(void *route)
 
 static void route_free_if_empty(struct gw *gw, struct route *r)
 {
-	if (r->nsubs > 0)
+	if (r->nsubs > 0 || r->keep > 0)
 		return;
 	if (r->wildcard)
 		cable_tree_del(gw->wild, r->filter, r->len);
@@ -142,6 +145,8 @@ static int route_add(struct route *r, struct sub *sub, size_t link)
 	if (grown == NULL)
 		return CABLE_ENOMEM;
 	r->subs = grown;
+	if (sub->ext)
+		r->n_ext++;
 	sub->links[link].route = r;
 	sub->links[link].slot = r->nsubs;
 	r->subs[r->nsubs++] = sub;
@@ -154,6 +159,8 @@ static void route_remove(struct route *r, struct sub *sub, size_t link)
 	size_t slot = sub->links[link].slot, i;
 	struct sub *moved;
 
+	if (sub->ext)
+		r->n_ext--;
 	moved = r->subs[--r->nsubs];
 	if (moved != sub || slot != r->nsubs) {
 		r->subs[slot] = moved;
@@ -190,6 +197,22 @@ int sub_link_streams(struct gw *gw, struct sub *sub)
 	return CABLE_OK;
 }
 
+/* A route kept for a dropped session that can still be restored (ext.c). */
+struct route *route_keep(struct gw *gw, const char *filter)
+{
+	struct route *r = route_get(gw, filter);
+
+	if (r)
+		r->keep++;
+	return r;
+}
+
+void route_unkeep(struct gw *gw, struct route *r)
+{
+	r->keep--;
+	route_free_if_empty(gw, r);
+}
+
 void sub_unlink_streams(struct gw *gw, struct sub *sub)
 {
 	size_t i;
@@ -212,6 +235,7 @@ void sub_unlink_streams(struct gw *gw, struct sub *sub)
 /* The "message" values of the message being dispatched, computed at most once each. */
 struct values {
 	const struct cable_msg *m;
+	uint64_t offset; /* in the topic's history; 0: not recorded */
 	char *plain, *envelope;
 	size_t plain_len, envelope_len;
 	int plain_rc, envelope_rc;
@@ -241,29 +265,36 @@ static int value_for(struct values *v, enum cable_deliver how, const char **out,
 	return v->plain_rc;
 }
 
-static struct cable_frame *frame_for(struct gw *gw, struct sub *sub, struct values *v)
+/*
+ * The frame for this identifier and message, built once per identifier: the v1 form, or
+ * for ext connections the form with stream_id, epoch and offset (when it is recorded).
+ */
+static struct cable_frame *frame_for(struct gw *gw, struct sub *sub, struct values *v, bool ext)
 {
 	struct ident *id = sub->ident;
 	struct ident **grown;
 	const char *value;
 	size_t len;
 
-	if (id->seq == gw->seq)
-		return id->frame; /* may be NULL: this identifier cannot carry this message */
-	grown = cable_grow(gw->touched, gw->ntouched, &gw->touched_cap, sizeof(*grown), 16);
-	if (grown == NULL)
-		return NULL;
-	gw->touched = grown;
-	cable_frame_unref(id->frame);
-	id->frame = NULL;
-	id->seq = gw->seq;
-	gw->touched[gw->ntouched++] = id;
+	if (id->seq != gw->seq) {
+		grown = cable_grow(gw->touched, gw->ntouched, &gw->touched_cap, sizeof(*grown), 16);
+		if (grown == NULL)
+			return NULL;
+		gw->touched = grown;
+		id->seq = gw->seq;
+		gw->touched[gw->ntouched++] = id;
+	} else if (ext ? id->frame_ext != NULL : id->frame != NULL) {
+		return ext ? id->frame_ext : id->frame;
+	}
 	if (value_for(v, sub->deliver, &value, &len) != CABLE_OK) {
 		gw->stats.binary_skipped++;
-		return NULL;
+		return NULL; /* this identifier cannot carry this message */
 	}
-	id->frame = cable_proto_message(id->json, id->json_len, value, len);
-	return id->frame;
+	if (ext && v->offset)
+		return id->frame_ext = ext_frame(gw, sub, value, len, v->m, v->offset);
+	if (ext)
+		return id->frame_ext = cable_proto_message(id->json, id->json_len, value, len);
+	return id->frame = cable_proto_message(id->json, id->json_len, value, len);
 }
 
 static void deliver_route(struct gw *gw, struct route *r, struct values *v)
@@ -279,49 +310,76 @@ static void deliver_route(struct gw *gw, struct route *r, struct values *v)
 		sub->seq = gw->seq;
 		if (sub->acl_each && !sub_may_read(gw, sub, v->m))
 			continue;
-		f = frame_for(gw, sub, v);
-		if (f) {
-			gw->stats.deliveries++;
+		f = frame_for(gw, sub, v, sub->ext);
+		if (f == NULL)
+			continue;
+		gw->stats.deliveries++;
+		if (sub->held == NULL || !ext_hold(sub, f, v->m, v->offset))
 			session_send(sub->session, f);
-		}
 	}
 }
 
 struct dispatch {
 	struct gw *gw;
-	struct values *v;
+	size_t n;
+	bool keep;  /* some matching route records history */
+	bool nomem; /* gw->matched could not grow */
 };
 
-static void deliver_wild(void *route, void *arg)
+static void collect(struct dispatch *d, struct route *r)
 {
-	struct dispatch *d = arg;
+	struct gw *gw = d->gw;
+	struct route **grown;
 
-	deliver_route(d->gw, route, d->v);
+	grown = cable_grow(gw->matched, d->n, &gw->matched_cap, sizeof(*grown), 16);
+	if (grown == NULL) {
+		d->nomem = true;
+		return;
+	}
+	gw->matched = grown;
+	gw->matched[d->n++] = r;
+	if (r->n_ext || r->keep)
+		d->keep = true;
+}
+
+static void collect_wild(void *route, void *arg)
+{
+	collect(arg, route);
 }
 
 void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 {
 	struct values v = {.m = m};
-	struct dispatch d = {gw, &v};
+	struct dispatch d = {gw, 0, false, false};
 	struct route *r;
 	size_t i;
 
 	gw->seq++;
 	gw->stats.broadcasts++;
-	HASH_FIND(hh, gw->exact, m->topic, m->topic_len, r);
-	if (r)
-		deliver_route(gw, r, &v);
 	/*
-	 * The tree must not change while it is walked. session_send may close a slow session,
-	 * but a closing session's subscriptions stay in place until lws reports it closed,
+	 * The matching routes first, then the history (the offset every ext frame of this
+	 * message carries), then delivery. The tree must not change while it is walked, nor
+	 * routes while they are delivered to: session_send may close a slow session, but a
+	 * closing session's subscriptions stay in place until lws reports it closed,
 	 * outside this call, so no route is added or freed here.
 	 */
+	HASH_FIND(hh, gw->exact, m->topic, m->topic_len, r);
+	if (r)
+		collect(&d, r);
 	if (gw->wild)
-		cable_tree_match(gw->wild, m->topic, m->topic_len, deliver_wild, &d);
+		cable_tree_match(gw->wild, m->topic, m->topic_len, collect_wild, &d);
+	if (d.nomem)
+		gw_log(gw, MOSQ_LOG_ERR, "out of memory: a message reached only some browsers");
+	if (d.keep)
+		ext_tracked(gw, m, &v.offset);
+	for (i = 0; i < d.n; i++)
+		deliver_route(gw, gw->matched[i], &v);
 	/* Frames are cached only for the duration of one dispatch. */
 	for (i = 0; i < gw->ntouched; i++) {
 		cable_frame_unref(gw->touched[i]->frame);
 		gw->touched[i]->frame = NULL;
+		cable_frame_unref(gw->touched[i]->frame_ext);
+		gw->touched[i]->frame_ext = NULL;
 	}
 	gw->ntouched = 0;
 	free(v.plain);
@@ -345,6 +403,8 @@ void fanout_release(struct gw *gw)
 	gw->wild = NULL;
 	free(gw->touched);
 	gw->touched = NULL;
+	free(gw->matched);
+	gw->matched = NULL;
 	HASH_ITER(hh, gw->idents, id, itmp)
 	{
 		ident_free(gw, id);

@@ -234,6 +234,7 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 	}
 	gw_schedule(gw, &gw->ping_sul, ping_all,
 	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
+	ext_tick(gw);
 	check_ticks(gw);
 	trim_memory(gw);
 	listen_flush_logs(gw);
@@ -544,6 +545,9 @@ static const struct lws_protocols protocols[] = {
          */
         {CABLE_PROTOCOL_V1_JSON, callback_cable, sizeof(struct session), 0, 0, NULL,
          TX_PACKET_SIZE},
+        /* AnyCable's extended protocol: the same sessions, with ext.c's additions. */
+        {CABLE_PROTOCOL_EXT_JSON, callback_cable, sizeof(struct session), 0, 0, NULL,
+         TX_PACKET_SIZE},
         {CABLE_PROTOCOL_UNSUPPORTED, callback_unsupported, 0, 256, 0, NULL, 0},
         {CABLE_PROTOCOL_LISTENER, callback_listener, 0, 0, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0}, /* state_protocol, set in start() */
@@ -685,6 +689,7 @@ static void gw_free(struct gw *gw)
 	if (gw == NULL)
 		return;
 	answer_release(gw);
+	ext_release(gw);
 	fanout_release(gw);
 	expiry_release(gw);
 	listen_release(gw);
@@ -755,6 +760,11 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 			return NULL;
 		}
 	}
+	if (ext_start(gw) != CABLE_OK) {
+		snprintf(err, errlen, "out of memory");
+		gw_free(gw);
+		return NULL;
+	}
 	if (gw->cfg.allowed_origins) {
 		struct cable_error e = {0};
 
@@ -779,7 +789,8 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 	_Static_assert(sizeof(gw->protocols) == sizeof(protocols), "gw->protocols");
 	memcpy(gw->protocols, protocols, sizeof(protocols));
 	gw->protocols[0].rx_buffer_size = gw->cfg.receive_buffer;
-	gw->protocols[3] = state_protocol;
+	gw->protocols[1].rx_buffer_size = gw->cfg.receive_buffer;
+	gw->protocols[4] = state_protocol;
 	info.protocols = gw->protocols;
 	info.user = gw;
 	info.uid = -1;

@@ -78,14 +78,20 @@ struct ident {
 	size_t raw_len;
 	char *json; /* the same as a JSON string literal, encoded once */
 	size_t json_len;
-	uint64_t seq;              /* message whose frame is cached below */
-	struct cable_frame *frame; /* {"identifier":...,"message":...} for message `seq` */
+	uint64_t seq;                  /* message whose frame is cached below */
+	struct cable_frame *frame;     /* {"identifier":...,"message":...} for message `seq` */
+	struct cable_frame *frame_ext; /* the same with stream_id, epoch, offset (ext.c) */
 };
 
 /* Everything subscribed to one stream topic or filter. */
 struct route {
 	UT_hash_handle hh; /* in gw->exact (topics); filters with wildcards are in gw->wild */
 	bool wildcard;
+	/*
+	 * History is recorded for the topics of a route while ext subscriptions use it
+	 * (n_ext) or restorable dropped sessions keep it (keep); ext.c.
+	 */
+	uint32_t n_ext, keep;
 	struct sub **subs; /* unordered; subs[i]->links[..].slot == i */
 	size_t nsubs, cap;
 	size_t len;
@@ -117,7 +123,9 @@ struct sub {
 	size_t nlinks;
 	struct sub_link *links;
 	struct answer_slot *answer; /* NULL until it performs an action that is answered */
-	size_t cost; /* its share of the subscription budgets (sub_cost in session.c) */
+	size_t cost;       /* its share of the subscription budgets (sub_cost in session.c) */
+	struct held *held; /* restored, waiting for its history command (ext.c) */
+	bool ext;          /* of an ext connection: counted in its routes' n_ext */
 };
 
 /* How many connections share a key (a client address or a user). */
@@ -151,6 +159,7 @@ struct session {
 	struct sub *subs;
 	struct counter *user; /* in gw->per_user while counted_user */
 	size_t sub_bytes;     /* the subs' costs, against plugin_opt_max_subscription_bytes */
+	struct resume *ext;   /* the extended protocol's state (ext.c); NULL for v1 */
 
 	/* Outbound frames, a ring that grows on demand (nothing allocated up front). */
 	struct cable_frame **ring;
@@ -242,7 +251,7 @@ struct gw {
 	char *strings[14];
 	struct cable_origins *origins;     /* NULL: no Origin check */
 	struct lws_http_mount mounts[3];   /* /health, /metrics, and the static directory if any */
-	struct lws_protocols protocols[5]; /* gateway.c's, with plugin_opt_receive_buffer */
+	struct lws_protocols protocols[6]; /* gateway.c's, with plugin_opt_receive_buffer */
 	struct cable_link *link;
 	struct cable_rules *rules;
 	struct lws_context *ctx;
@@ -305,6 +314,9 @@ struct gw {
 	lws_sorted_usec_list_t expiry_sul;
 	struct gw_stats stats;
 	struct state_client state;
+	struct ext_gw *ext;     /* history, epoch, restorable sessions (ext.c) */
+	struct route **matched; /* routes of the message being dispatched */
+	size_t matched_cap;
 };
 
 /* gateway.c */
@@ -362,7 +374,32 @@ void state_replay(struct session *s, struct sub *sub);
 void state_catch_up(struct gw *gw);
 extern const struct lws_protocols state_protocol;
 
+/* ext.c: the extended protocol (reliable streams, session restore, pongs) */
+struct cable_cmd;
+struct held; /* frames of a restored subscription held until its history command */
+struct resume;
+struct ext_gw;
+int ext_start(struct gw *gw);
+void ext_release(struct gw *gw);
+bool ext_attach(struct session *s);   /* an ext connection opened; false: out of memory */
+void ext_welcome(struct session *s);  /* restore or greet */
+void ext_detach(struct session *s);   /* it closed: park it for restore, or forget it */
+void ext_received(struct session *s); /* any frame from the client (pongs) */
+void ext_tick(struct gw *gw);         /* every ping: expiry, pong timeouts */
+void ext_history(struct session *s, struct sub *sub, const struct cable_cmd *cmd, bool answer);
+void ext_sub_gone(struct gw *gw, struct sub *sub);
+bool ext_tracked(struct gw *gw, const struct cable_msg *m, uint64_t *offset);
+struct cable_frame *ext_frame(struct gw *gw, struct sub *sub, const char *value, size_t len,
+                              const struct cable_msg *m, uint64_t offset);
+bool ext_hold(struct sub *sub, struct cable_frame *f, const struct cable_msg *m, uint64_t offset);
+size_t ext_metrics(struct gw *gw, char *buf, size_t len);
+
+/* session.c, for ext.c */
+struct sub *sub_create(struct session *s, const char *id, size_t len, struct cable_error *err);
+
 /* fanout.c */
+struct route *route_keep(struct gw *gw, const char *filter);
+void route_unkeep(struct gw *gw, struct route *r);
 struct ident *ident_get(struct gw *gw, const char *raw, size_t len);
 void ident_put(struct gw *gw, struct ident *id);
 int sub_link_streams(struct gw *gw, struct sub *sub);

@@ -147,6 +147,8 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	    (unsigned long long)st->latency_count);
 	put(&o, "cable_delivery_seconds_sum %.6f\ncable_delivery_seconds_count %llu\n",
 	    st->latency_sum, (unsigned long long)st->latency_count);
+	if (gw->ext && o.used < o.len)
+		o.used += ext_metrics(gw, o.buf + o.used, o.len - o.used);
 	return o.used;
 }
 

@@ -603,6 +603,15 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 	if (!gw->cfg.anonymous && !within_user_limit(s))
 		return;
 	s->active = true;
+	if (strcmp(lws_get_protocol(wsi)->name, CABLE_PROTOCOL_EXT_JSON) == 0) {
+		if (!ext_attach(s)) {
+			session_close(s, "server_error", true,
+			              LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+			return;
+		}
+		ext_welcome(s); /* a restore, or a welcome with a session id to restore later */
+		return;
+	}
 	f = cable_proto_welcome(s->sid);
 	send_frame(s, f);
 	cable_frame_unref(f);
@@ -670,6 +679,7 @@ bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m)
 
 static void sub_free(struct gw *gw, struct sub *sub)
 {
+	ext_sub_gone(gw, sub);
 	sub_unlink_streams(gw, sub);
 	answer_forget(gw, sub);
 	cable_binding_free(sub->binding);
@@ -697,10 +707,9 @@ static void sub_remove(struct session *s, struct sub *sub)
  */
 #define SUB_OVERHEAD 256 /* allocator headers, hash handles, the binding */
 
-static size_t sub_cost(const struct cable_cmd *cmd, const struct cable_binding *b)
+static size_t sub_cost(size_t identifier_len, const struct cable_binding *b)
 {
-	size_t cost =
-	        sizeof(struct sub) + sizeof(struct ident) + 2 * cmd->identifier_len + SUB_OVERHEAD;
+	size_t cost = sizeof(struct sub) + sizeof(struct ident) + 2 * identifier_len + SUB_OVERHEAD;
 
 	for (size_t i = 0; i < cable_binding_stream_count(b); i++)
 		cost += 2 * strlen(cable_binding_stream(b, i)) + sizeof(struct sub_link) +
@@ -709,82 +718,62 @@ static size_t sub_cost(const struct cable_cmd *cmd, const struct cable_binding *
 }
 
 /* A subscription of this cost fits the connection's and the user's budgets. */
-static bool within_sub_budget(struct session *s, size_t cost)
+static bool within_sub_budget(struct session *s, size_t cost, struct cable_error *err)
 {
 	const struct cable_gateway_config *cfg = &s->gw->cfg;
 
 	if (s->sub_bytes + cost > cfg->max_sub_bytes) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s, user %s) subscription rejected: its subscriptions "
-		       "would hold more than %zu bytes (plugin_opt_max_subscription_bytes)",
-		       s->sid, s->peer, s->who.user, cfg->max_sub_bytes);
+		cable_error_set(err, CABLE_EFULL,
+		                "its subscriptions would hold more than %zu bytes "
+		                "(plugin_opt_max_subscription_bytes)",
+		                cfg->max_sub_bytes);
 		return false;
 	}
 	if (s->user && cfg->max_user_sub_bytes &&
 	    s->user->sub_bytes + cost > cfg->max_user_sub_bytes) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s, user %s) subscription rejected: the user's "
-		       "subscriptions would hold more than %zu bytes "
-		       "(plugin_opt_max_subscription_bytes_per_user)",
-		       s->sid, s->peer, s->who.user, cfg->max_user_sub_bytes);
+		cable_error_set(err, CABLE_EFULL,
+		                "the user's subscriptions would hold more than %zu bytes "
+		                "(plugin_opt_max_subscription_bytes_per_user)",
+		                cfg->max_user_sub_bytes);
 		return false;
 	}
 	return true;
 }
 
-static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
+/*
+ * A new subscription to identifier `id`, bound, authorized and linked, without a reply
+ * (do_subscribe's, and a session restore's in ext.c). NULL with the reason in err.
+ */
+struct sub *sub_create(struct session *s, const char *id, size_t len, struct cable_error *err)
 {
-	struct cable_error err = {0};
 	struct cable_binding *b = NULL;
 	struct sub *sub;
 	bool each, added;
 	size_t cost;
-	int rc;
 
-	/* Last values: the replay and live delivery must start at one place (state.c). */
-	state_catch_up(s->gw);
-	if (s->closing)
-		return;
-	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
-	if (sub)
-		return; /* duplicate: the first confirm is already on the wire; never confirm twice
-		         */
 	if (s->nsubs >= s->gw->cfg.max_subscriptions) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s, user %s) subscription rejected: limit of %zu reached",
-		       s->sid, s->peer, s->who.user, s->gw->cfg.max_subscriptions);
-		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
-		return;
+		cable_error_set(err, CABLE_EFULL, "limit of %zu subscriptions reached",
+		                s->gw->cfg.max_subscriptions);
+		return NULL;
 	}
-	if (cmd->identifier_len > s->gw->cfg.max_identifier) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (%s, user %s) subscription rejected: identifier of %zu "
-		       "bytes, over %zu (plugin_opt_max_identifier_size)",
-		       s->sid, s->peer, s->who.user, cmd->identifier_len,
-		       s->gw->cfg.max_identifier);
-		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
-		return;
+	if (len > s->gw->cfg.max_identifier) {
+		cable_error_set(
+		        err, CABLE_EFULL,
+		        "identifier of %zu bytes, over %zu (plugin_opt_max_identifier_size)", len,
+		        s->gw->cfg.max_identifier);
+		return NULL;
 	}
-	rc = cable_chanmap_bind(s->gw->rules->chanmap, cmd->identifier, cmd->identifier_len,
-	                        &s->who, s->sid, &b, &err);
-	if (rc != CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) subscription rejected: %s",
-		       s->sid, s->who.user, err.text);
-		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
-		return;
-	}
-	if (authorize_streams(s, b, &each, &err) != CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (user %s) subscription rejected: %s",
-		       s->sid, s->who.user, err.text);
+	if (cable_chanmap_bind(s->gw->rules->chanmap, id, len, &s->who, s->sid, &b, err) !=
+	    CABLE_OK)
+		return NULL;
+	if (authorize_streams(s, b, &each, err) != CABLE_OK) {
 		cable_binding_free(b);
-		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
-		return;
+		return NULL;
 	}
-	cost = sub_cost(cmd, b);
-	if (!within_sub_budget(s, cost)) {
+	cost = sub_cost(len, b);
+	if (!within_sub_budget(s, cost, err)) {
 		cable_binding_free(b);
-		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
-		return;
+		return NULL;
 	}
 	sub = calloc(1, sizeof(*sub));
 	if (sub == NULL)
@@ -792,9 +781,10 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	sub->cost = cost;
 	sub->acl_each = each;
 	sub->session = s;
+	sub->ext = s->ext != NULL;
 	sub->binding = b;
 	sub->deliver = cable_binding_deliver(b);
-	sub->ident = ident_get(s->gw, cmd->identifier, cmd->identifier_len);
+	sub->ident = ident_get(s->gw, id, len);
 	if (sub->ident == NULL || sub_link_streams(s->gw, sub) != CABLE_OK) {
 		ident_put(s->gw, sub->ident);
 		free(sub);
@@ -812,13 +802,38 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		s->user->sub_bytes += cost;
 	s->gw->stats.subscriptions++;
 	s->gw->stats.subscribes++;
-	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
-	state_replay(s, sub); /* last values, before any live message (state.c) */
-	return;
+	return sub;
 nomem:
 	cable_binding_free(b);
-	gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory while subscribing", s->sid);
-	reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+	cable_error_set(err, CABLE_ENOMEM, "out of memory");
+	return NULL;
+}
+
+static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
+{
+	struct cable_error err = {0};
+	struct sub *sub;
+
+	/* Last values: the replay and live delivery must start at one place (state.c). */
+	state_catch_up(s->gw);
+	if (s->closing)
+		return;
+	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+	if (sub)
+		return; /* duplicate: the first confirm is already on the wire; never confirm twice
+		         */
+	sub = sub_create(s, cmd->identifier, cmd->identifier_len, &err);
+	if (sub == NULL) {
+		gw_log(s->gw, err.code == CABLE_ENOMEM ? MOSQ_LOG_ERR : MOSQ_LOG_NOTICE,
+		       "connection %s (user %s) subscription rejected: %s", s->sid, s->who.user,
+		       err.text);
+		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
+		return;
+	}
+	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
+	state_replay(s, sub); /* last values, before any live message (state.c) */
+	if (s->ext && cmd->history)
+		ext_history(s, sub, cmd, false); /* history on subscribe (ext.c) */
 }
 
 static void do_unsubscribe(struct session *s, const struct cable_cmd *cmd)
@@ -979,7 +994,15 @@ static void handle_command(struct session *s, const char *buf, size_t len)
 	case CABLE_CMD_MESSAGE:
 		do_message(s, &cmd);
 		break;
+	case CABLE_CMD_HISTORY:
+	case CABLE_CMD_PONG:
+		if (s->ext == NULL)
+			goto unknown; /* the plain protocol has neither */
+		if (cmd.kind == CABLE_CMD_HISTORY)
+			ext_history(s, NULL, &cmd, true);
+		break;
 	case CABLE_CMD_UNKNOWN:
+	unknown:
 		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored unknown command '%.*s'",
 		       s->sid, s->peer, (int)(cmd.command_len > 64 ? 64 : cmd.command_len),
 		       cmd.command);
@@ -1058,6 +1081,8 @@ void session_receive(struct session *s, const void *in, size_t len)
 
 	if (s->unsupported || s->closing || !s->active)
 		return;
+	if (s->ext)
+		ext_received(s);
 	if (lws_is_first_fragment(s->wsi)) {
 		s->rx_len = 0;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
@@ -1125,6 +1150,8 @@ void session_closed(struct session *s)
 
 	if (gw == NULL)
 		return; /* never opened (a refused handshake) */
+	if (s->ext)
+		ext_detach(s); /* before its subscriptions go: a restore needs them */
 	HASH_ITER(hh, s->subs, sub, tmp)
 	{
 		sub_remove(s, sub);

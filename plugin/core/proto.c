@@ -401,8 +401,15 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 		cmd.kind = CABLE_CMD_UNSUBSCRIBE;
 	else if (bytes_eq(cmd.command, cmd.command_len, "message"))
 		cmd.kind = CABLE_CMD_MESSAGE;
+	else if (bytes_eq(cmd.command, cmd.command_len, "history"))
+		cmd.kind = CABLE_CMD_HISTORY;
+	else if (bytes_eq(cmd.command, cmd.command_len, "pong"))
+		cmd.kind = CABLE_CMD_PONG;
 	else
 		cmd.kind = CABLE_CMD_UNKNOWN;
+
+	if (cmd.kind == CABLE_CMD_PONG)
+		goto done;
 
 	if (cmd.kind == CABLE_CMD_UNKNOWN) {
 		/* Not ours to judge (e.g. AnyCable's "ping", "history"): pass the
@@ -427,6 +434,10 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 		if (rc)
 			goto fail;
 	}
+	if (cmd.kind == CABLE_CMD_SUBSCRIBE || cmd.kind == CABLE_CMD_HISTORY) {
+		v = json_object_get(root, "history");
+		cmd.history = json_is_object(v) ? v : NULL;
+	}
 done:
 	cmd.root = root;
 	*out = cmd;
@@ -442,6 +453,98 @@ void cable_cmd_release(struct cable_cmd *cmd)
 		return;
 	json_decref(cmd->root);
 	memset(cmd, 0, sizeof(*cmd));
+}
+
+/* ---- Ext: history requests and session ids --------------------------------------- */
+
+int cable_proto_history_request(const json_t *history, struct cable_history_request *out,
+                                struct cable_error *err)
+{
+	json_t *since, *streams, *pos, *epoch, *offset;
+	struct cable_stream_pos *p;
+	const char *name;
+	void *iter;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(history))
+		return CABLE_OK;
+	since = json_object_get(history, "since");
+	if (json_is_integer(since) && json_integer_value(since) > 0)
+		out->since = (long long)json_integer_value(since);
+	else if (json_is_real(since) && json_real_value(since) >= 1 &&
+	         json_real_value(since) < 9.0e15)
+		out->since = (long long)json_real_value(since);
+	streams = json_object_get(history, "streams");
+	if (!json_is_object(streams))
+		return CABLE_OK;
+	out->has_streams = true;
+	if (json_object_size(streams) > CABLE_PROTO_MAX_POSITIONS)
+		return cable_error_set(err, CABLE_EPROTO, "more than %d stream positions",
+		                       CABLE_PROTO_MAX_POSITIONS);
+	if (json_object_size(streams) == 0)
+		return CABLE_OK;
+	out->pos = calloc(json_object_size(streams), sizeof(*out->pos));
+	if (out->pos == NULL)
+		return cable_error_set(err, CABLE_ENOMEM, "out of memory");
+	/* Keys come back NUL-terminated; a key with a NUL inside cannot occur (decode refuses). */
+	for (iter = json_object_iter(streams); iter; iter = json_object_iter_next(streams, iter)) {
+		name = json_object_iter_key(iter);
+		pos = json_object_iter_value(iter);
+		p = &out->pos[out->npos++];
+		p->stream = name;
+		p->stream_len = strlen(name);
+		epoch = json_object_get(pos, "epoch");
+		offset = json_object_get(pos, "offset");
+		if (json_is_string(epoch) && json_is_integer(offset) &&
+		    json_integer_value(offset) >= 0) {
+			p->epoch = json_string_value(epoch);
+			p->epoch_len = json_string_length(epoch);
+			p->offset = (unsigned long long)json_integer_value(offset);
+			p->valid = true;
+		}
+	}
+	return CABLE_OK;
+}
+
+void cable_history_request_release(struct cable_history_request *req)
+{
+	if (req == NULL)
+		return;
+	free(req->pos);
+	memset(req, 0, sizeof(*req));
+}
+
+static const char sid_alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void cable_proto_sid_encode(const unsigned char raw[CABLE_PROTO_SID_BYTES],
+                            char out[CABLE_PROTO_SID_LEN + 1])
+{
+	size_t i, o = 0;
+	unsigned v;
+
+	/* base64url without padding: 3 bytes -> 4 characters, 24 bytes -> 32. */
+	for (i = 0; i < CABLE_PROTO_SID_BYTES; i += 3) {
+		v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+		out[o++] = sid_alphabet[(v >> 18) & 63];
+		out[o++] = sid_alphabet[(v >> 12) & 63];
+		out[o++] = sid_alphabet[(v >> 6) & 63];
+		out[o++] = sid_alphabet[v & 63];
+	}
+	out[CABLE_PROTO_SID_LEN] = '\0';
+}
+
+bool cable_proto_sid_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (s == NULL || len != CABLE_PROTO_SID_LEN)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '\0' || strchr(sid_alphabet, s[i]) == NULL)
+			return false;
+	}
+	return true;
 }
 
 /* ---- Encoding --------------------------------------------------------------------- */
@@ -460,6 +563,47 @@ struct cable_frame *cable_proto_welcome(const char *sid)
 		return frame_from_pieces(plain, CABLE_ARRAY_LEN(plain));
 	with_sid[1].len = strlen(sid);
 	return frame_from_pieces(with_sid, CABLE_ARRAY_LEN(with_sid));
+}
+
+struct cable_frame *cable_proto_welcome_restored(const char *sid, const char *const *ids_json,
+                                                 const size_t *ids_len, size_t nids)
+{
+	struct piece *pc;
+	struct cable_frame *f;
+	size_t n = 0, i;
+
+	if (sid == NULL || (nids && (ids_json == NULL || ids_len == NULL)) ||
+	    nids > (SIZE_MAX / sizeof(*pc) - 4) / 2)
+		return NULL;
+	pc = malloc((2 * nids + 4) * sizeof(*pc));
+	if (pc == NULL)
+		return NULL;
+	pc[n++] = RAW("{\"type\":\"welcome\",\"sid\":");
+	pc[n++] = (struct piece){PIECE_STRING, sid, strlen(sid)};
+	pc[n++] = RAW(",\"restored\":true,\"restored_ids\":[");
+	for (i = 0; i < nids; i++) {
+		if (i)
+			pc[n++] = RAW(",");
+		pc[n++] = (struct piece){PIECE_RAW, ids_json[i], ids_len[i]};
+	}
+	pc[n++] = RAW("]}");
+	f = frame_from_pieces(pc, n);
+	free(pc);
+	return f;
+}
+
+struct cable_frame *cable_proto_history_reply(const char *id, size_t id_len, bool confirmed)
+{
+	const struct piece pc[] = {
+	        confirmed ? RAW("{\"type\":\"confirm_history\",\"identifier\":")
+	                  : RAW("{\"type\":\"reject_history\",\"identifier\":"),
+	        {PIECE_STRING, id, id_len},
+	        RAW("}"),
+	};
+
+	if (id == NULL)
+		return NULL;
+	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
 }
 
 struct cable_frame *cable_proto_ping(long long unix_seconds)
@@ -649,6 +793,27 @@ struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
 	};
 
 	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0))
+		return NULL;
+	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
+}
+
+struct cable_frame *cable_proto_message_ext(const char *id_json, size_t id_json_len,
+                                            const char *value_json, size_t value_json_len,
+                                            const char *stream, size_t stream_len,
+                                            const char *epoch, unsigned long long offset)
+{
+	char num[32];
+	int n = snprintf(num, sizeof(num), "%llu}", offset);
+	const struct piece pc[] = {
+	        RAW("{\"identifier\":"), {PIECE_RAW, id_json, id_json_len},
+	        RAW(",\"message\":"),    {PIECE_RAW, value_json, value_json_len},
+	        RAW(",\"stream_id\":"),  {PIECE_STRING, stream, stream_len},
+	        RAW(",\"epoch\":"),      {PIECE_STRING, epoch, epoch ? strlen(epoch) : 0},
+	        RAW(",\"offset\":"),     {PIECE_RAW, num, n > 0 ? (size_t)n : 0},
+	};
+
+	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0) ||
+	    stream == NULL || epoch == NULL)
 		return NULL;
 	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
 }

@@ -1,0 +1,806 @@
+/*
+ * AnyCable's extended protocol (actioncable-v1-ext-json): reliable streams (offsets,
+ * epoch, history on subscribe and on the history command), session restore, pongs.
+ * docs/reliable-streams.md says what it guarantees; docs/protocol.md has the frames.
+ * Gateway thread only.
+ *
+ * Ordering. History is appended and offsets assigned in fanout_dispatch, on this
+ * thread, for every message whatever its source; a history replay runs on the same
+ * thread between two dispatches. So a replay on subscribe is never raced by live
+ * traffic: it ends with the latest offset, and live frames with later ones follow.
+ * After a restore the subscriptions are live at once but the client asks for its
+ * history only afterwards: until that history command, their live frames are held
+ * (struct held), and then only those above the replayed offsets are sent.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <openssl/rand.h>
+
+#include "cable_clock.h"
+#include "cable_heap.h"
+#include "cable_history.h"
+#include "cable_jwt.h"
+#include "cable_proto.h"
+#include "cable_topic.h"
+#include "gateway_internal.h"
+
+#define HOLD_MAX_FRAMES  4096 /* held frames per restored subscription, then dropped */
+#define HOLD_MAX_SECONDS 10   /* a restored subscription whose history never comes */
+
+struct held_frame {
+	struct held_frame *next;
+	struct cable_frame *f;
+	uint64_t offset; /* 0: not recorded (always sent) */
+	size_t tlen;
+	char topic[];
+};
+
+struct held {
+	struct held_frame *head, *tail;
+	size_t n, bytes;
+	long long since; /* monotonic seconds */
+	bool dropped;    /* over the bound: later frames are left to the history replay */
+};
+
+/*
+ * One per ext session id: a live ext connection (live != NULL) or a dropped one that can
+ * be restored until `expires` (parked). Found by sid; the sid is a bearer secret and is
+ * never logged (the connection's log id is session->sid, another value).
+ */
+struct resume {
+	UT_hash_handle hh;
+	char sid[CABLE_PROTO_SID_LEN + 1];
+	struct session *live;
+	bool consumed;     /* its sid was used: it will not be parked */
+	long long last_rx; /* live: monotonic seconds of the last frame from the client */
+	/* parked */
+	char *user;
+	struct ident **ids;
+	size_t nids;
+	struct route **keep; /* routes kept so their topics' history goes on */
+	size_t nkeep;
+	long long expires; /* monotonic seconds */
+	size_t slot;
+};
+
+struct ext_gw {
+	struct cable_history *history; /* NULL with plugin_opt_history_limit 0 */
+	char epoch[12];
+	struct resume *by_sid;
+	struct cable_heap parked; /* by expires */
+	uint64_t restored, restore_failed, parked_total, parked_expired;
+	uint64_t history_confirmed, history_rejected, replayed, no_pong;
+};
+
+static long long mono_seconds(void)
+{
+	return (long long)(cable_now_ns() / 1000000000u);
+}
+
+static bool parked_less(const void *a, const void *b)
+{
+	return ((const struct resume *)a)->expires < ((const struct resume *)b)->expires;
+}
+
+static void parked_moved(void *item, size_t index)
+{
+	((struct resume *)item)->slot = index;
+}
+
+int ext_start(struct gw *gw)
+{
+	struct cable_history_limits lim = {gw->cfg.history_limit, gw->cfg.history_max_bytes,
+	                                   gw->cfg.history_ttl, gw->cfg.history_total_bytes};
+	unsigned char raw[CABLE_PROTO_SID_BYTES];
+	char text[CABLE_PROTO_SID_LEN + 1];
+	struct ext_gw *x;
+
+	x = calloc(1, sizeof(*x));
+	if (x == NULL)
+		return CABLE_ENOMEM;
+	if (lim.messages) {
+		x->history = cable_history_new(&lim);
+		if (x->history == NULL) {
+			free(x);
+			return CABLE_ENOMEM;
+		}
+	}
+	/* A new epoch at every start: offsets of another run never compare equal. */
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		cable_history_free(x->history);
+		free(x);
+		return CABLE_ENOMEM;
+	}
+	cable_proto_sid_encode(raw, text);
+	memcpy(x->epoch, text, sizeof(x->epoch) - 1);
+	cable_heap_init(&x->parked, parked_less, parked_moved);
+	gw->ext = x;
+	return CABLE_OK;
+}
+
+static void resume_free(struct gw *gw, struct resume *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nids; i++)
+		ident_put(gw, r->ids[i]);
+	for (i = 0; i < r->nkeep; i++)
+		route_unkeep(gw, r->keep[i]);
+	free(r->ids);
+	free(r->keep);
+	free(r->user);
+	free(r);
+}
+
+void ext_release(struct gw *gw)
+{
+	struct ext_gw *x = gw->ext;
+	struct resume *r, *tmp;
+
+	if (x == NULL)
+		return;
+	HASH_ITER(hh, x->by_sid, r, tmp)
+	{
+		HASH_DELETE(hh, x->by_sid, r);
+		if (r->live)
+			r->live->ext = NULL;
+		resume_free(gw, r);
+	}
+	cable_heap_free(&x->parked);
+	cable_history_free(x->history);
+	free(x);
+	gw->ext = NULL;
+}
+
+/* ---- Connections -------------------------------------------------------------------- */
+
+bool ext_attach(struct session *s)
+{
+	struct ext_gw *x = s->gw->ext;
+	unsigned char raw[CABLE_PROTO_SID_BYTES];
+	struct resume *r;
+	bool added;
+
+	r = calloc(1, sizeof(*r));
+	if (r == NULL || RAND_bytes(raw, sizeof(raw)) != 1) {
+		free(r);
+		return false;
+	}
+	cable_proto_sid_encode(raw, r->sid);
+	r->live = s;
+	r->last_rx = mono_seconds();
+	GW_HASH_ADD(x->by_sid, r->sid, CABLE_PROTO_SID_LEN, r, added);
+	if (!added) {
+		free(r);
+		return false;
+	}
+	s->ext = r;
+	return true;
+}
+
+void ext_received(struct session *s)
+{
+	s->ext->last_rx = mono_seconds();
+}
+
+/* The identifiers to restore from a sid, if it is usable by this session's user. */
+static bool take_session(struct session *s, const char *sid, struct ident ***ids, size_t *nids,
+                         struct resume **parked)
+{
+	struct ext_gw *x = s->gw->ext;
+	struct resume *r;
+	struct session *old;
+	struct sub *sub, *tmp;
+	size_t n = 0;
+
+	*ids = NULL;
+	*nids = 0;
+	*parked = NULL;
+	if (!cable_proto_sid_valid(sid, strlen(sid)))
+		return false;
+	HASH_FIND(hh, x->by_sid, sid, CABLE_PROTO_SID_LEN, r);
+	if (r == NULL || r == s->ext)
+		return false;
+	/* Single use, whatever happens next. */
+	HASH_DELETE(hh, x->by_sid, r);
+	if (r->live == NULL) {
+		cable_heap_remove(&x->parked, r->slot);
+		if (strcmp(r->user, s->who.user) != 0) {
+			resume_free(s->gw, r);
+			return false;
+		}
+		*ids = r->ids;
+		*nids = r->nids;
+		r->ids = NULL;
+		r->nids = 0;
+		*parked = r; /* its routes stay kept until the new subscriptions hold them */
+		return true;
+	}
+	/*
+	 * The old connection is still open here (the drop has not reached us yet): take
+	 * its subscriptions and end it without parking it.
+	 */
+	old = r->live;
+	r->consumed = true;
+	if (strcmp(old->who.user, s->who.user) != 0)
+		return false;
+	*ids = calloc(old->nsubs ? old->nsubs : 1, sizeof(**ids));
+	if (*ids == NULL)
+		return false;
+	HASH_ITER(hh, old->subs, sub, tmp)
+	{
+		sub->ident->refs++;
+		(*ids)[n++] = sub->ident;
+	}
+	*nids = n;
+	lws_set_timeout(old->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	return true;
+}
+
+/* Restore from ?sid= when it names a session of this user; false: a fresh session. */
+static bool restore(struct session *s, const char *sid)
+{
+	struct ext_gw *x = s->gw->ext;
+	struct cable_error err = {0};
+	struct resume *parked;
+	struct ident **ids;
+	const char **json = NULL;
+	size_t *lens = NULL, nids, n = 0, i;
+	struct cable_frame *f;
+	struct sub *sub;
+
+	if (!take_session(s, sid, &ids, &nids, &parked)) {
+		x->restore_failed++;
+		gw_log(s->gw, MOSQ_LOG_INFO,
+		       "connection %s (user %s): session not restored (unknown, expired, used "
+		       "or another user's); a fresh session",
+		       s->sid, s->who.user);
+		return false;
+	}
+	json = calloc(nids ? nids : 1, sizeof(*json));
+	lens = calloc(nids ? nids : 1, sizeof(*lens));
+	for (i = 0; i < nids; i++) {
+		if (json == NULL || lens == NULL)
+			break;
+		sub = sub_create(s, ids[i]->raw, ids[i]->raw_len, &err);
+		if (sub == NULL) {
+			gw_log(s->gw, MOSQ_LOG_NOTICE,
+			       "connection %s (user %s): a subscription was not restored: %s",
+			       s->sid, s->who.user, err.text);
+			continue;
+		}
+		sub->held = calloc(1, sizeof(*sub->held));
+		if (sub->held)
+			sub->held->since = mono_seconds();
+		json[n] = sub->ident->json;
+		lens[n++] = sub->ident->json_len;
+	}
+	for (i = 0; i < nids; i++)
+		ident_put(s->gw, ids[i]);
+	free(ids);
+	if (parked)
+		resume_free(s->gw, parked);
+	f = cable_proto_welcome_restored(s->ext->sid, json, lens, n);
+	free(json);
+	free(lens);
+	if (f == NULL) {
+		session_close(s, "server_error", true, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+		return true;
+	}
+	session_send(s, f);
+	cable_frame_unref(f);
+	x->restored++;
+	gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): session restored, %zu subscriptions",
+	       s->sid, s->who.user, n);
+	return true;
+}
+
+void ext_welcome(struct session *s)
+{
+	/* lws copies each query fragment into buf to compare it: room for a token too. */
+	char buf[CABLE_JWT_MAX_LEN + 64];
+	struct cable_frame *f;
+	const char *sid;
+
+	/* An empty sid (the client dropped it after a disconnect) is no sid. */
+	sid = lws_get_urlarg_by_name(s->wsi, "sid=", buf, sizeof(buf));
+	if (sid && *sid && restore(s, sid))
+		return;
+	f = cable_proto_welcome(s->ext->sid);
+	session_send(s, f);
+	cable_frame_unref(f);
+}
+
+/*
+ * Gateway thread, from session_closed (the subscriptions are still there). A connection
+ * that dropped is parked for plugin_opt_session_ttl seconds; one the server ended (a
+ * disconnect frame: too_slow, no_pong, token_expired, server_restart...), one that never
+ * authenticated and one whose sid was used are forgotten.
+ */
+void ext_detach(struct session *s)
+{
+	struct gw *gw = s->gw;
+	struct ext_gw *x = gw->ext;
+	struct resume *r = s->ext;
+	struct sub *sub, *tmp;
+	size_t i, nroutes = 0;
+	bool added;
+
+	s->ext = NULL;
+	if (r->consumed) {
+		resume_free(gw, r);
+		return;
+	}
+	HASH_DELETE(hh, x->by_sid, r);
+	r->live = NULL;
+	if (!s->active || s->closing || gw->stopping || gw->cfg.session_ttl == 0 ||
+	    (gw->cfg.max_connections && x->parked.n >= gw->cfg.max_connections))
+		goto forget;
+	HASH_ITER(hh, s->subs, sub, tmp)
+	{
+		nroutes += sub->nlinks;
+	}
+	r->user = strdup(s->who.user);
+	r->ids = calloc(s->nsubs ? s->nsubs : 1, sizeof(*r->ids));
+	r->keep = calloc(nroutes ? nroutes : 1, sizeof(*r->keep));
+	if (r->user == NULL || r->ids == NULL || r->keep == NULL)
+		goto forget;
+	HASH_ITER(hh, s->subs, sub, tmp)
+	{
+		sub->ident->refs++;
+		r->ids[r->nids++] = sub->ident;
+		for (i = 0; i < sub->nlinks; i++) {
+			if (sub->links[i].route == NULL)
+				continue;
+			sub->links[i].route->keep++;
+			r->keep[r->nkeep++] = sub->links[i].route;
+		}
+	}
+	r->expires = mono_seconds() + gw->cfg.session_ttl;
+	if (cable_heap_push(&x->parked, r) != CABLE_OK)
+		goto forget;
+	GW_HASH_ADD(x->by_sid, r->sid, CABLE_PROTO_SID_LEN, r, added);
+	if (!added) {
+		cable_heap_remove(&x->parked, r->slot);
+		goto forget;
+	}
+	x->parked_total++;
+	return;
+forget:
+	resume_free(gw, r);
+}
+
+/* ---- Holding the live frames of a restored subscription ---------------------------- */
+
+static void held_clear(struct held *h)
+{
+	struct held_frame *hf;
+
+	while ((hf = h->head) != NULL) {
+		h->head = hf->next;
+		cable_frame_unref(hf->f);
+		free(hf);
+	}
+	h->tail = NULL;
+	h->n = h->bytes = 0;
+}
+
+void ext_sub_gone(struct gw *gw, struct sub *sub)
+{
+	(void)gw;
+	if (sub->held == NULL)
+		return;
+	held_clear(sub->held);
+	free(sub->held);
+	sub->held = NULL;
+}
+
+/* fanout.c: a live frame for a subscription that is held; true if it took it. */
+bool ext_hold(struct sub *sub, struct cable_frame *f, const struct cable_msg *m, uint64_t offset)
+{
+	struct held *h = sub->held;
+	struct held_frame *hf;
+
+	if (h->dropped)
+		return offset != 0; /* recorded: the replay has it */
+	if (h->n >= HOLD_MAX_FRAMES || h->bytes + f->len > sub->session->gw->cfg.max_outbound ||
+	    (hf = malloc(sizeof(*hf) + m->topic_len + 1)) == NULL) {
+		/* The history replay brings these (or says it cannot, with reject_history). */
+		held_clear(h);
+		h->dropped = true;
+		return offset != 0;
+	}
+	hf->next = NULL;
+	hf->f = cable_frame_ref(f);
+	hf->offset = offset;
+	hf->tlen = m->topic_len;
+	memcpy(hf->topic, m->topic, m->topic_len + 1);
+	if (h->tail)
+		h->tail->next = hf;
+	else
+		h->head = hf;
+	h->tail = hf;
+	h->n++;
+	h->bytes += f->len;
+	return true;
+}
+
+/* ---- History ------------------------------------------------------------------------ */
+
+/* One topic of a replay: what was asked, and the last offset the replay sends. */
+struct replay_topic {
+	UT_hash_handle hh;
+	uint64_t last;
+	size_t len;
+	char topic[];
+};
+
+struct replay {
+	struct gw *gw;
+	struct sub *sub;
+	const struct cable_history_request *req;
+	struct replay_topic *topics;
+	const struct cable_history_entry **entries;
+	size_t n, cap;
+	const char *filter; /* the wildcard stream being expanded */
+	size_t filter_len;
+	bool failed;
+};
+
+static const struct cable_stream_pos *position(const struct cable_history_request *req,
+                                               const char *topic, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < req->npos; i++) {
+		if (req->pos[i].stream_len == len && memcmp(req->pos[i].stream, topic, len) == 0)
+			return &req->pos[i];
+	}
+	return NULL;
+}
+
+/* Plan the replay of one topic (once per topic even if two streams cover it). */
+static void plan_topic(struct replay *rp, const char *topic, size_t len)
+{
+	const struct cable_history *h = rp->gw->ext->history;
+	const struct cable_history_entry *e = NULL, **grown;
+	const struct cable_stream_pos *pos;
+	struct replay_topic *t;
+	bool added;
+	int rc = CABLE_OK;
+
+	if (rp->failed)
+		return;
+	HASH_FIND(hh, rp->topics, topic, len, t);
+	if (t)
+		return;
+	t = calloc(1, sizeof(*t) + len + 1);
+	if (t == NULL) {
+		rp->failed = true;
+		return;
+	}
+	memcpy(t->topic, topic, len);
+	t->len = len;
+	GW_HASH_ADD(rp->topics, t->topic, t->len, t, added);
+	if (!added) {
+		free(t);
+		rp->failed = true;
+		return;
+	}
+	pos = position(rp->req, topic, len);
+	if (pos) {
+		if (!pos->valid || h == NULL || strlen(rp->gw->ext->epoch) != pos->epoch_len ||
+		    memcmp(rp->gw->ext->epoch, pos->epoch, pos->epoch_len) != 0)
+			rc = CABLE_ENOTFOUND;
+		else
+			rc = cable_history_from_offset(h, topic, len, pos->offset, &e);
+		t->last = pos->offset;
+	} else if (rp->req->since > 0 && h) {
+		rc = cable_history_from_time(h, topic, len, rp->req->since, &e);
+	}
+	if (rc != CABLE_OK) {
+		rp->failed = true;
+		return;
+	}
+	for (; e; e = e->next) {
+		grown = cable_grow(rp->entries, rp->n, &rp->cap, sizeof(*grown), 16);
+		if (grown == NULL) {
+			rp->failed = true;
+			return;
+		}
+		rp->entries = grown;
+		rp->entries[rp->n++] = e;
+		t->last = e->offset;
+	}
+}
+
+static void plan_wild_topic(const char *topic, size_t len, void *arg)
+{
+	struct replay *rp = arg;
+
+	if (cable_topic_matches(rp->filter, rp->filter_len, topic, len))
+		plan_topic(rp, topic, len);
+}
+
+static bool sub_covers(const struct sub *sub, const char *topic, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sub->nlinks; i++) {
+		if (sub->links[i].route &&
+		    cable_topic_matches(sub->links[i].route->filter, sub->links[i].route->len,
+		                        topic, len))
+			return true;
+	}
+	return false;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	uint64_t x = (*(const struct cable_history_entry *const *)a)->seq;
+	uint64_t y = (*(const struct cable_history_entry *const *)b)->seq;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Send one history entry as the live frame would have looked. */
+static void replay_entry(struct replay *rp, const struct cable_history_entry *e)
+{
+	struct gw *gw = rp->gw;
+	struct sub *sub = rp->sub;
+	struct cable_frame *f;
+	struct cable_msg probe;
+	const char *topic;
+	char *value = NULL;
+	size_t tlen, vlen = 0;
+	int rc;
+
+	topic = cable_history_topic(e, &tlen);
+	memset(&probe, 0, sizeof(probe));
+	probe.topic = (char *)topic;
+	probe.topic_len = tlen;
+	/* The user's ACL for every replayed message, as for live ones. */
+	if (sub->acl_each && !sub_may_read(gw, sub, &probe))
+		return;
+	if (sub->deliver == CABLE_DELIVER_ENVELOPE)
+		rc = cable_proto_envelope_value(topic, tlen, e->payload, e->len, e->retain, &value,
+		                                &vlen);
+	else
+		rc = cable_proto_payload_value(e->payload, e->len, &value, &vlen);
+	if (rc != CABLE_OK) {
+		gw->stats.binary_skipped++;
+		return;
+	}
+	f = cable_proto_message_ext(sub->ident->json, sub->ident->json_len, value, vlen, topic,
+	                            tlen, gw->ext->epoch, e->offset);
+	free(value);
+	if (f == NULL)
+		return;
+	gw->ext->replayed++;
+	session_send(sub->session, f);
+	cable_frame_unref(f);
+}
+
+/*
+ * End the hold of a restored subscription: send the held frames the replay did not
+ * cover (all of them when nothing was replayed), in order.
+ */
+static void release_hold(struct session *s, struct sub *sub, struct replay_topic *topics)
+{
+	struct held *h = sub->held;
+	struct held_frame *hf;
+	struct replay_topic *t;
+
+	if (h == NULL)
+		return;
+	for (hf = h->head; hf; hf = hf->next) {
+		t = NULL;
+		if (topics && hf->offset)
+			HASH_FIND(hh, topics, hf->topic, hf->tlen, t);
+		if (t == NULL || hf->offset > t->last)
+			session_send(s, hf->f);
+	}
+	ext_sub_gone(s->gw, sub);
+}
+
+static void history_reply(struct session *s, struct sub *sub, bool ok)
+{
+	struct cable_frame *f = cable_proto_history_reply(sub->ident->raw, sub->ident->raw_len, ok);
+
+	if (ok)
+		s->gw->ext->history_confirmed++;
+	else
+		s->gw->ext->history_rejected++;
+	session_send(s, f);
+	cable_frame_unref(f);
+}
+
+/*
+ * A history request, in a subscribe (answer false: nothing is said when none is asked
+ * for) or in a history command (answer true). All or nothing: if any topic cannot be
+ * replayed exactly, reject_history and no entry.
+ */
+void ext_history(struct session *s, struct sub *sub, const struct cable_cmd *cmd, bool answer)
+{
+	struct cable_history_request req;
+	struct cable_error err = {0};
+	struct replay rp;
+	struct replay_topic *t, *tmp;
+	struct route *r;
+	size_t i;
+
+	if (sub == NULL) {
+		if (cmd->identifier)
+			HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+		if (sub == NULL) {
+			gw_log(s->gw, MOSQ_LOG_INFO,
+			       "connection %s (user %s): history for an identifier it is not "
+			       "subscribed to; ignored",
+			       s->sid, s->who.user);
+			return;
+		}
+	}
+	if (cable_proto_history_request(cmd->history, &req, &err) != CABLE_OK) {
+		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): history request refused: %s",
+		       s->sid, s->who.user, err.text);
+		cable_history_request_release(&req);
+		history_reply(s, sub, false);
+		release_hold(s, sub, NULL);
+		return;
+	}
+	if (req.since <= 0 && !req.has_streams) {
+		if (answer)
+			history_reply(s, sub, true);
+		release_hold(s, sub, NULL);
+		cable_history_request_release(&req);
+		return;
+	}
+	memset(&rp, 0, sizeof(rp));
+	rp.gw = s->gw;
+	rp.sub = sub;
+	rp.req = &req;
+	if (s->gw->ext->history)
+		cable_history_expire(s->gw->ext->history, (long long)time(NULL));
+	for (i = 0; i < sub->nlinks && !rp.failed; i++) {
+		r = sub->links[i].route;
+		if (r == NULL)
+			continue;
+		if (!r->wildcard) {
+			plan_topic(&rp, r->filter, r->len);
+		} else if (s->gw->ext->history) {
+			rp.filter = r->filter;
+			rp.filter_len = r->len;
+			cable_history_each_topic(s->gw->ext->history, plan_wild_topic, &rp);
+		}
+	}
+	/* A known position on a topic the store no longer has: that history is gone. */
+	for (i = 0; i < req.npos && !rp.failed; i++) {
+		if (sub_covers(sub, req.pos[i].stream, req.pos[i].stream_len))
+			plan_topic(&rp, req.pos[i].stream, req.pos[i].stream_len);
+	}
+	if (rp.failed) {
+		history_reply(s, sub, false);
+		release_hold(s, sub, NULL);
+	} else {
+		if (rp.n > 1)
+			qsort(rp.entries, rp.n, sizeof(*rp.entries), by_seq);
+		for (i = 0; i < rp.n; i++)
+			replay_entry(&rp, rp.entries[i]);
+		history_reply(s, sub, true);
+		release_hold(s, sub, rp.topics);
+	}
+	HASH_ITER(hh, rp.topics, t, tmp)
+	{
+		HASH_DELETE(hh, rp.topics, t);
+		free(t);
+	}
+	free(rp.entries);
+	cable_history_request_release(&req);
+}
+
+/* ---- Fan-out ------------------------------------------------------------------------ */
+
+/* fanout.c: record a message some ext subscription (or parked session) streams. */
+bool ext_tracked(struct gw *gw, const struct cable_msg *m, uint64_t *offset)
+{
+	struct cable_history *h = gw->ext->history;
+
+	*offset = 0;
+	if (h == NULL)
+		return false;
+	cable_history_append(h, m->topic, m->topic_len, m->payload, m->payload_len, m->retain,
+	                     (long long)time(NULL), offset);
+	return *offset != 0;
+}
+
+struct cable_frame *ext_frame(struct gw *gw, struct sub *sub, const char *value, size_t len,
+                              const struct cable_msg *m, uint64_t offset)
+{
+	return cable_proto_message_ext(sub->ident->json, sub->ident->json_len, value, len, m->topic,
+	                               m->topic_len, gw->ext->epoch, offset);
+}
+
+/* ---- Timers ------------------------------------------------------------------------- */
+
+/* Every ping: history age, parked sessions' TTL, pong timeouts, forgotten holds. */
+void ext_tick(struct gw *gw)
+{
+	struct ext_gw *x = gw->ext;
+	long long now = mono_seconds();
+	struct resume *r;
+	struct session *s;
+	struct sub *sub, *tmp;
+
+	if (x->history)
+		cable_history_expire(x->history, (long long)time(NULL));
+	while ((r = cable_heap_peek(&x->parked)) != NULL && r->expires <= now) {
+		cable_heap_pop(&x->parked);
+		HASH_DELETE(hh, x->by_sid, r);
+		x->parked_expired++;
+		resume_free(gw, r);
+	}
+	for (s = gw->sessions; s; s = s->next) {
+		if (s->ext == NULL || !s->active || s->closing)
+			continue;
+		if (gw->cfg.pong_timeout &&
+		    now - s->ext->last_rx >
+		            (long long)(gw->cfg.ping_interval + gw->cfg.pong_timeout)) {
+			x->no_pong++;
+			gw_log(gw, MOSQ_LOG_INFO,
+			       "connection %s (%s) closed: nothing received for %lld s "
+			       "(plugin_opt_pong_timeout)",
+			       s->sid, s->peer, now - s->ext->last_rx);
+			session_close(s, "no_pong", true, LWS_CLOSE_STATUS_NORMAL);
+			continue;
+		}
+		HASH_ITER(hh, s->subs, sub, tmp)
+		{
+			if (sub->held && now - sub->held->since >= HOLD_MAX_SECONDS)
+				release_hold(s, sub, NULL);
+		}
+	}
+}
+
+size_t ext_metrics(struct gw *gw, char *buf, size_t len)
+{
+	struct ext_gw *x = gw->ext;
+	struct cable_history_stats st = {0};
+	int n;
+
+	if (x->history)
+		cable_history_stats(x->history, &st);
+	n = snprintf(
+	        buf, len,
+	        "# HELP cable_history_streams Topics with a kept history.\n"
+	        "# TYPE cable_history_streams gauge\ncable_history_streams %zu\n"
+	        "# HELP cable_history_messages Messages kept in histories.\n"
+	        "# TYPE cable_history_messages gauge\ncable_history_messages %zu\n"
+	        "# HELP cable_history_bytes Bytes the histories count (payload, topic, overhead).\n"
+	        "# TYPE cable_history_bytes gauge\ncable_history_bytes %zu\n"
+	        "# HELP cable_history_evicted_total Messages dropped from histories by the "
+	        "limits.\n"
+	        "# TYPE cable_history_evicted_total counter\ncable_history_evicted_total %llu\n"
+	        "# HELP cable_history_replayed_total Messages sent from histories.\n"
+	        "# TYPE cable_history_replayed_total counter\ncable_history_replayed_total %llu\n"
+	        "# HELP cable_history_requests_total History requests answered.\n"
+	        "# TYPE cable_history_requests_total counter\n"
+	        "cable_history_requests_total{result=\"confirmed\"} %llu\n"
+	        "cable_history_requests_total{result=\"rejected\"} %llu\n"
+	        "# HELP cable_sessions_restorable Dropped ext sessions that can be restored.\n"
+	        "# TYPE cable_sessions_restorable gauge\ncable_sessions_restorable %zu\n"
+	        "# HELP cable_session_restores_total Session restores.\n"
+	        "# TYPE cable_session_restores_total counter\n"
+	        "cable_session_restores_total{result=\"restored\"} %llu\n"
+	        "cable_session_restores_total{result=\"failed\"} %llu\n"
+	        "# HELP cable_no_pong_total Ext connections closed for lack of pongs.\n"
+	        "# TYPE cable_no_pong_total counter\ncable_no_pong_total %llu\n",
+	        st.streams, st.entries, st.bytes, (unsigned long long)st.evicted,
+	        (unsigned long long)x->replayed, (unsigned long long)x->history_confirmed,
+	        (unsigned long long)x->history_rejected, x->parked.n,
+	        (unsigned long long)x->restored, (unsigned long long)x->restore_failed,
+	        (unsigned long long)x->no_pong);
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len;
+}
