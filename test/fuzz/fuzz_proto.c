@@ -43,6 +43,28 @@ static void check_reply(struct cable_frame *f, const char *id, size_t id_len, co
 	cable_frame_unref(f);
 }
 
+/* An ext history request reads without failing oddly, whatever it holds. */
+static void check_history(const struct cable_cmd *cmd)
+{
+	struct cable_history_request req;
+	size_t i;
+	int rc;
+
+	CHECK(cmd->history == NULL || cmd->kind == CABLE_CMD_SUBSCRIBE ||
+	      cmd->kind == CABLE_CMD_HISTORY);
+	rc = cable_proto_history_request(cmd->history, &req, NULL);
+	CHECK(rc == CABLE_OK || rc == CABLE_EPROTO || rc == CABLE_ENOMEM);
+	CHECK(req.since >= 0);
+	if (rc == CABLE_OK) {
+		CHECK(req.npos <= CABLE_PROTO_MAX_POSITIONS);
+		for (i = 0; i < req.npos; i++) {
+			CHECK(req.pos[i].stream != NULL);
+			CHECK(!req.pos[i].valid || req.pos[i].epoch != NULL);
+		}
+	}
+	cable_history_request_release(&req);
+}
+
 static void check_command(const struct cable_cmd *cmd)
 {
 	struct cable_frame *f;
@@ -51,9 +73,10 @@ static void check_command(const struct cable_cmd *cmd)
 	json_t *root;
 
 	CHECK(cmd->root != NULL && cmd->command != NULL);
-	CHECK(cmd->kind <= CABLE_CMD_UNKNOWN);
-	if (cmd->kind != CABLE_CMD_UNKNOWN)
+	CHECK(cmd->kind <= CABLE_CMD_PONG);
+	if (cmd->kind != CABLE_CMD_UNKNOWN && cmd->kind != CABLE_CMD_PONG)
 		CHECK(cmd->identifier != NULL && cmd->identifier_len > 0);
+	check_history(cmd);
 	CHECK((cmd->kind == CABLE_CMD_MESSAGE) == (cmd->data != NULL));
 	if (cmd->identifier == NULL)
 		return;
@@ -183,5 +206,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	check_decode(in, size);
 	check_payload(in, size);
+	/* A ?sid= value: valid only as 32 base64url characters. */
+	if (cable_proto_sid_valid(in, size))
+		CHECK(size == CABLE_PROTO_SID_LEN && memchr(in, '=', size) == NULL);
 	return 0;
 }

@@ -150,7 +150,8 @@ static void test_decode_unknown_command(void)
 	ASSERT_OK(
 	        decode("{\"command\":\"history\",\"identifier\":\"id\",\"history\":{\"since\":1}}",
 	               &cmd, NULL));
-	ASSERT_EQ(cmd.kind, CABLE_CMD_UNKNOWN);
+	ASSERT_EQ(cmd.kind, CABLE_CMD_HISTORY);
+	ASSERT_NOT_NULL(cmd.history);
 	ASSERT_EQ(cmd.identifier_len, 2);
 	ASSERT_MEM_EQ(cmd.identifier, "id", 2);
 	cable_cmd_release(&cmd);
@@ -637,11 +638,102 @@ static void test_reply_value(void)
 	ASSERT_EQ(cable_proto_reply_value(NULL, 0, NULL, 1, &out, &n), CABLE_EINVAL);
 }
 
-TEST_MAIN(TEST(test_decode_subscribe), TEST(test_decode_unsubscribe_and_message),
-          TEST(test_decode_unknown_command), TEST(test_decode_identifier_unicode_and_escapes),
-          TEST(test_decode_uses_length_not_nul), TEST(test_decode_errors),
-          TEST(test_decode_error_text_is_printable), TEST(test_welcome), TEST(test_ping),
-          TEST(test_disconnect), TEST(test_confirm_reject_exact),
+static void test_ext_commands(void)
+{
+	struct cable_history_request req;
+	struct cable_cmd cmd;
+	const char *sub = "{\"command\":\"subscribe\",\"identifier\":\"id\",\"history\":{"
+	                  "\"since\":1700000000,\"streams\":{\"a/b\":{\"epoch\":\"ep\",\"offset\":"
+	                  "7},\"bad\":{\"epoch\":3,\"offset\":1},\"neg\":{\"epoch\":\"e\","
+	                  "\"offset\":-1}}}}";
+
+	ASSERT_OK(decode("{\"command\":\"pong\"}", &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_PONG);
+	ASSERT_NULL(cmd.identifier);
+	cable_cmd_release(&cmd);
+
+	ASSERT_OK(decode(sub, &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_SUBSCRIBE);
+	ASSERT_NOT_NULL(cmd.history);
+	ASSERT_OK(cable_proto_history_request(cmd.history, &req, NULL));
+	ASSERT_EQ(req.since, 1700000000);
+	ASSERT_TRUE(req.has_streams);
+	ASSERT_EQ(req.npos, 3);
+	for (size_t i = 0; i < req.npos; i++) {
+		if (req.pos[i].stream_len == 3 && memcmp(req.pos[i].stream, "a/b", 3) == 0) {
+			ASSERT_TRUE(req.pos[i].valid);
+			ASSERT_EQ(req.pos[i].offset, 7);
+			ASSERT_MEM_EQ(req.pos[i].epoch, "ep", 2);
+		} else {
+			ASSERT_FALSE(req.pos[i].valid); /* a request with it fails, whole */
+		}
+	}
+	cable_history_request_release(&req);
+	cable_cmd_release(&cmd);
+
+	/* since false, a string, absent: no since; {} streams still counts as asked. */
+	ASSERT_OK(decode("{\"command\":\"history\",\"identifier\":\"i\",\"history\":{\"since\":"
+	                 "false,\"streams\":{}}}",
+	                 &cmd, NULL));
+	ASSERT_OK(cable_proto_history_request(cmd.history, &req, NULL));
+	ASSERT_EQ(req.since, 0);
+	ASSERT_TRUE(req.has_streams);
+	ASSERT_EQ(req.npos, 0);
+	cable_history_request_release(&req);
+	cable_cmd_release(&cmd);
+	ASSERT_OK(cable_proto_history_request(NULL, &req, NULL));
+	ASSERT_EQ(req.since, 0);
+	ASSERT_FALSE(req.has_streams);
+	/* A history that is not an object is no history. */
+	ASSERT_OK(decode("{\"command\":\"subscribe\",\"identifier\":\"i\",\"history\":1}", &cmd,
+	                 NULL));
+	ASSERT_NULL(cmd.history);
+	cable_cmd_release(&cmd);
+}
+
+static void test_ext_frames(void)
+{
+	const char *ids[] = {"\"a\"", "\"b\\\"\""};
+	size_t lens[] = {3, 5};
+	unsigned char raw[CABLE_PROTO_SID_BYTES];
+	char sid[CABLE_PROTO_SID_LEN + 1];
+	struct cable_frame *f;
+
+	f = cable_proto_welcome_restored("S", ids, lens, 2);
+	ASSERT_STR_EQ(
+	        cable_frame_data(f),
+	        "{\"type\":\"welcome\",\"sid\":\"S\",\"restored\":true,\"restored_ids\":[\"a\","
+	        "\"b\\\"\"]}");
+	cable_frame_unref(f);
+	f = cable_proto_welcome_restored("S", NULL, NULL, 0);
+	ASSERT_STR_EQ(cable_frame_data(f),
+	              "{\"type\":\"welcome\",\"sid\":\"S\",\"restored\":true,\"restored_ids\":[]}");
+	cable_frame_unref(f);
+	f = cable_proto_history_reply("i\"d", 3, false);
+	ASSERT_STR_EQ(cable_frame_data(f),
+	              "{\"type\":\"reject_history\",\"identifier\":\"i\\\"d\"}");
+	cable_frame_unref(f);
+	f = cable_proto_message_ext("\"id\"", 4, "{}", 2, "a/\"b", 4, "ep", 42);
+	ASSERT_STR_EQ(cable_frame_data(f), "{\"identifier\":\"id\",\"message\":{},\"stream_id\":"
+	                                   "\"a/\\\"b\",\"epoch\":\"ep\",\"offset\":42}");
+	cable_frame_unref(f);
+
+	memset(raw, 0xff, sizeof(raw));
+	cable_proto_sid_encode(raw, sid);
+	ASSERT_EQ(strlen(sid), CABLE_PROTO_SID_LEN);
+	ASSERT_STR_EQ(sid, "________________________________");
+	ASSERT_TRUE(cable_proto_sid_valid(sid, CABLE_PROTO_SID_LEN));
+	ASSERT_FALSE(cable_proto_sid_valid(sid, CABLE_PROTO_SID_LEN - 1));
+	sid[3] = '=';
+	ASSERT_FALSE(cable_proto_sid_valid(sid, CABLE_PROTO_SID_LEN));
+	ASSERT_FALSE(cable_proto_sid_valid(NULL, 0));
+}
+
+TEST_MAIN(TEST(test_ext_commands), TEST(test_ext_frames), TEST(test_decode_subscribe),
+          TEST(test_decode_unsubscribe_and_message), TEST(test_decode_unknown_command),
+          TEST(test_decode_identifier_unicode_and_escapes), TEST(test_decode_uses_length_not_nul),
+          TEST(test_decode_errors), TEST(test_decode_error_text_is_printable), TEST(test_welcome),
+          TEST(test_ping), TEST(test_disconnect), TEST(test_confirm_reject_exact),
           TEST(test_identifier_echo_round_trip), TEST(test_json_string), TEST(test_payload_value),
           TEST(test_envelope_value), TEST(test_envelope_large_binary), TEST(test_message),
           TEST(test_reserved_key), TEST(test_answer_value), TEST(test_reply_value))

@@ -10,3 +10,4 @@ export { onCleanup, runCleanups } from './cleanup.mjs';
 // JSON.stringify of the params, keys in insertion order.
 export const actuatorParams = (id) => ({ channel: 'ActuatorChannel', id });
 export const actuatorId = (id) => JSON.stringify(actuatorParams(id));
+export { startProxy } from './proxy.mjs';
