@@ -48,10 +48,12 @@ bench:
 	BUILD=$(BUILD) bench/run.sh
 
 # The soak test (about 6 minutes; docs/soak.md). SOAK_SECONDS, SOAK_CLIENTS, ... tune it.
+# Then the extended protocol's (about 3 minutes): SOAK_EXT_SECONDS, SOAK_EXT_CLIENTS, ...
 soak:
 	scripts/deps.sh test
 	$(MAKE) --no-print-directory build
 	bench/soak.sh $(BUILD)
+	CABLE_BUILD_DIR=$(abspath $(BUILD)) node bench/soak-ext.mjs
 
 unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit

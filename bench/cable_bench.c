@@ -54,7 +54,9 @@
 #define SEQ_RING       65536 /* throughput: per-message counters, indexed seq % SEQ_RING */
 
 enum proto { P_CABLE, P_MQTT, P_RAILS };
-enum mode { M_SMOKE, M_BROADCAST, M_LATENCY, M_THROUGHPUT, M_IDLE, M_STORM, M_PERFORM };
+enum mode { M_SMOKE, M_BROADCAST, M_LATENCY, M_THROUGHPUT, M_IDLE, M_STORM, M_PERFORM, M_HISTORY };
+
+#define EXT_PROTOCOL "actioncable-v1-ext-json"
 enum cstate { C_NONE, C_CONNECTING, C_WELCOMED, C_READY, C_FAILED, C_CLOSED };
 
 struct out {
@@ -74,6 +76,9 @@ struct conn {
 	uint32_t dup;     /* same seq twice */
 	uint32_t reorder; /* seq lower than the last one */
 	int64_t last_seq;
+	bool ext;             /* actioncable-v1-ext-json (--ext) */
+	uint64_t last_offset; /* ext: the last "offset" seen */
+	uint32_t off_gaps;    /* ext: an offset that was not the last one plus one */
 	struct out *oq_head, *oq_tail;
 	unsigned char *frag; /* partial frame (cable) or partial MQTT packet (mqtt) */
 	size_t frag_len, frag_cap;
@@ -103,6 +108,7 @@ static struct {
 	uint32_t connect_conc;
 	uint32_t idle_s;
 	uint32_t decoy_subs; /* idle: wildcard decoy subscriptions per connection */
+	uint32_t ext_pct;    /* percent of connections in actioncable-v1-ext-json */
 	int server_pid;
 	const char *secret_file;
 	char secret[512];
@@ -128,9 +134,12 @@ static struct {
 	uint64_t *seq_last;   /* latency of the last recipient so far, per seq */
 	uint64_t *lat;        /* every delivery's latency, ns */
 	size_t nlat, lat_cap; /* */
-	uint64_t delivered;   /* data messages at counted connections */
-	uint64_t published;   /* messages sent (any path) */
-	uint64_t completed;   /* seqs that reached every recipient */
+	uint64_t *lat_ext;    /* the same, ext connections only (--ext) */
+	uint64_t *lat_v1;     /* and v1 connections only (--ext) */
+	size_t nlat_ext, nlat_v1;
+	uint64_t delivered; /* data messages at counted connections */
+	uint64_t published; /* messages sent (any path) */
+	uint64_t completed; /* seqs that reached every recipient */
 	bool record_lat;
 
 	/* broadcast */
@@ -169,7 +178,7 @@ static struct {
 
 static const char *proto_name[] = {"cable", "mqtt", "rails"};
 static const char *mode_name[] = {"smoke", "broadcast", "latency", "throughput",
-                                  "idle",  "storm",     "perform"};
+                                  "idle",  "storm",     "perform", "history"};
 
 /* ---- Small utilities (the shared ones are in common.c) --------------------------- */
 
@@ -352,7 +361,16 @@ static void send_subscribe(struct conn *c)
 
 	if (B.decoy_subs)
 		send_decoy_subscribes(c);
-	else if (B.proto == P_MQTT)
+	else if (B.mode == M_HISTORY) {
+		/* One topic per connection: ActuatorChannel id=idx streams actuators/<idx>/state.
+		 */
+		char cmd2[160];
+		int n = snprintf(cmd2, sizeof(cmd2),
+		                 "{\"command\":\"subscribe\",\"identifier\":\"{\\\"channel\\\":"
+		                 "\\\"ActuatorChannel\\\",\\\"id\\\":%u}\"}",
+		                 c->idx);
+		conn_send(c, cmd2, (size_t)n, false);
+	} else if (B.proto == P_MQTT)
 		conn_send(c, buf, mqtt_subscribe(buf, TOPIC), true);
 	else
 		conn_send(c, cmd, sizeof(cmd) - 1, false);
@@ -456,6 +474,14 @@ static void on_data(struct conn *c, const char *data, size_t len)
 		return;
 	c->rx++;
 	B.delivered++;
+	if (c->ext) {
+		bool ok3;
+		uint64_t off = num_after(data, len, "\"offset\":", &ok3);
+
+		if (!ok3 || (c->last_offset && off != c->last_offset + 1))
+			c->off_gaps++;
+		c->last_offset = off;
+	}
 	if ((int64_t)seq == c->last_seq)
 		c->dup++;
 	else if ((int64_t)seq < c->last_seq)
@@ -464,6 +490,10 @@ static void on_data(struct conn *c, const char *data, size_t len)
 	lat = now > t ? now - t : 0;
 	if (B.record_lat && B.nlat < B.lat_cap)
 		B.lat[B.nlat++] = lat;
+	if (B.record_lat && c->ext && B.lat_ext && B.nlat_ext < B.lat_cap)
+		B.lat_ext[B.nlat_ext++] = lat;
+	else if (B.record_lat && !c->ext && B.lat_v1 && B.nlat_v1 < B.lat_cap)
+		B.lat_v1[B.nlat_v1++] = lat;
 	if (B.seq_count == NULL)
 		return; /* perform mode: the sender's own copy */
 	slot = (uint32_t)(seq % SEQ_RING);
@@ -676,6 +706,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 static const struct lws_protocols protocols[] = {
         {"actioncable-v1-json", callback, 0, 4096, 0, NULL, 0},
+        {EXT_PROTOCOL, callback, 0, 4096, 0, NULL, 0},
         {"mqtt", callback, 0, 4096, 0, NULL, 0},
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -757,7 +788,8 @@ static void open_conn(struct conn *c, uint32_t idx)
 		snprintf(src[idx % 64], sizeof(src[0]), "127.0.1.%u", 1 + idx % 64);
 		i.iface = src[idx % 64];
 	}
-	i.protocol = B.proto == P_MQTT ? "mqtt" : "actioncable-v1-json";
+	c->ext = B.proto == P_CABLE && idx % 100 < B.ext_pct;
+	i.protocol = B.proto == P_MQTT ? "mqtt" : c->ext ? EXT_PROTOCOL : "actioncable-v1-json";
 	i.local_protocol_name = i.protocol;
 	i.userdata = c;
 	i.pwsi = &c->wsi;
@@ -914,6 +946,15 @@ static void check_conns(uint32_t per_conn, uint64_t *lost, uint64_t *dups, uint6
 
 /* ---- Modes ------------------------------------------------------------------------------ */
 
+static uint32_t ext_gaps(void)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < B.nconns; i++)
+		n += B.conns[i].off_gaps;
+	return n;
+}
+
 static void print_result_head(void)
 {
 	printf("RESULT mode=%s proto=%s label=%s clients=%u", mode_name[B.mode],
@@ -933,6 +974,10 @@ static int run_latency(void)
 	setup_subscribers();
 	B.lat_cap = (size_t)B.clients * B.messages;
 	B.lat = xcalloc(B.lat_cap, sizeof(*B.lat));
+	if (B.ext_pct) {
+		B.lat_ext = xcalloc(B.lat_cap, sizeof(*B.lat_ext));
+		B.lat_v1 = xcalloc(B.lat_cap, sizeof(*B.lat_v1));
+	}
 	B.record_lat = true;
 	pump_for_ms(500);
 	c0 = cpu_self_s();
@@ -948,6 +993,10 @@ static int run_latency(void)
 	pump_until(all_delivered, now_ns() + 20000000000ull); /* Rails needs seconds */
 	check_conns(B.messages, &lost, &dups, &reorders);
 	qsort(B.lat, B.nlat, sizeof(*B.lat), cmp_u64);
+	if (B.lat_ext) {
+		qsort(B.lat_ext, B.nlat_ext, sizeof(*B.lat_ext), cmp_u64);
+		qsort(B.lat_v1, B.nlat_v1, sizeof(*B.lat_v1), cmp_u64);
+	}
 	last = xcalloc(B.messages, sizeof(*last));
 	for (s = 0; s < B.messages; s++)
 		last[s] = B.seq_last[s];
@@ -962,6 +1011,18 @@ static int run_latency(void)
 	       (double)last[B.messages - 1] / 1e6, lost, dups, reorders,
 	       B.nfailed + B.nclosed_early,
 	       100.0 * (cpu_self_s() - c0) / ((double)now_ns() / 1e9 - w0));
+	if (B.ext_pct) {
+		/* The ext connections' own figures (the v1 ones are the rest of the above). */
+		fflush(stdout);
+		printf("RESULT mode=latency-ext proto=cable label=%s-ext clients=%u ext_pct=%u "
+		       "deliveries=%zu p50_ms=%.3f p99_ms=%.3f max_ms=%.3f v1_deliveries=%zu "
+		       "v1_p50_ms=%.3f v1_p99_ms=%.3f offset_gaps=%u\n",
+		       B.label[0] ? B.label : "-", B.clients, B.ext_pct, B.nlat_ext,
+		       pct_ms(B.lat_ext, B.nlat_ext, 500), pct_ms(B.lat_ext, B.nlat_ext, 990),
+		       B.nlat_ext ? (double)B.lat_ext[B.nlat_ext - 1] / 1e6 : -1, B.nlat_v1,
+		       pct_ms(B.lat_v1, B.nlat_v1, 500), pct_ms(B.lat_v1, B.nlat_v1, 990),
+		       ext_gaps());
+	}
 	free(last);
 	return lost ? 1 : 0;
 }
@@ -1019,11 +1080,11 @@ static int run_throughput(void)
 	print_result_head();
 	printf(" window=%u seconds=%.2f published=%" PRIu64 " deliveries_per_s=%.0f "
 	       "msgs_per_s=%.1f lost=%" PRIu64 " dup=%" PRIu64 " reorder=%" PRIu64
-	       " failed=%u gen_cpu_pct=%.1f server_cpu_pct=%.1f\n",
+	       " failed=%u gen_cpu_pct=%.1f server_cpu_pct=%.1f ext_pct=%u offset_gaps=%u\n",
 	       B.window, secs, B.published, (double)(d1 - d0) / secs,
 	       (double)(d1 - d0) / secs / B.clients, lost, dups, reorders,
 	       B.nfailed + B.nclosed_early, 100.0 * (c1 - c0) / secs,
-	       s0 >= 0 ? 100.0 * (s1 - s0) / secs : -1.0);
+	       s0 >= 0 ? 100.0 * (s1 - s0) / secs : -1.0, B.ext_pct, ext_gaps());
 	return lost ? 1 : 0;
 }
 
@@ -1189,6 +1250,46 @@ static int run_idle(void)
 	       B.nready ? (double)(slab1 - slab0) * 1024.0 / B.nready : -1, secs,
 	       100.0 * (cpu1 - cpu0) / secs, B.nready ? 1e6 * (cpu1 - cpu0) / secs / B.nready : -1,
 	       B.nfailed + B.nclosed_early);
+	return 0;
+}
+
+/*
+ * History memory: every connection (ext) streams its own topic actuators/<idx>/state;
+ * `messages` rounds of one stamped message per topic, paced, then the server's RSS
+ * growth over the publishing. The caller reads cable_history_* from /metrics.
+ */
+static int run_history(void)
+{
+	long rss0, rss1;
+	uint32_t r, i;
+	char topic[64], data[96];
+	int n;
+
+	if (B.server_pid <= 0)
+		die("--mode history needs --pid (the server process)");
+	publisher_start();
+	B.conns = xcalloc(B.clients, sizeof(*B.conns));
+	connect_more(B.clients, true);
+	pump_for_ms(1000);
+	rss0 = rss_kib(B.server_pid);
+	for (r = 0; r < B.messages; r++) {
+		for (i = 0; i < B.clients; i++) {
+			snprintf(topic, sizeof(topic), "actuators/%u/state", i);
+			n = snprintf(data, sizeof(data), "{\"seq\":%u,\"t\":%" PRIu64 "}", r,
+			             now_ns());
+			mosquitto_publish(B.mosq_pub, NULL, topic, n, data, 0, false);
+			B.published++;
+			if (i % 500 == 499)
+				pump_for_ms(5);
+		}
+	}
+	pump_for_ms(3000);
+	rss1 = rss_kib(B.server_pid);
+	print_result_head();
+	printf(" ready=%u messages=%u published=%" PRIu64 " delivered=%" PRIu64
+	       " rss0_kib=%ld rss1_kib=%ld rss_growth_bytes=%ld offset_gaps=%u failed=%u\n",
+	       B.nready, B.messages, B.published, B.delivered, rss0, rss1, (rss1 - rss0) * 1024,
+	       ext_gaps(), B.nfailed + B.nclosed_early);
 	return 0;
 }
 
@@ -1378,7 +1479,7 @@ static int run_smoke(void)
 static void usage(FILE *f)
 {
 	fputs("usage: cable-bench [--smoke] [--mode MODE] [--proto cable|mqtt|rails] [options]\n"
-	      "modes: smoke broadcast latency throughput idle storm perform\n"
+	      "modes: smoke broadcast latency throughput idle storm perform history\n"
 	      "  --host H --port P --path /cable     WebSocket endpoint (127.0.0.1:8080/cable)\n"
 	      "  --mqtt-port P                       broker's MQTT port for publish/subscribe "
 	      "(1883)\n"
@@ -1390,6 +1491,8 @@ static void usage(FILE *f)
 	      "  --decoy-subs K                      idle: each connection subscribes to K "
 	      "wildcard\n"
 	      "                                      streams no benchmark message matches (0)\n"
+	      "  --ext PCT                           cable: PCT %% of the connections in\n"
+	      "                                      actioncable-v1-ext-json (offsets checked)\n"
 	      "  --pid PID                           server process for RSS / CPU\n"
 	      "  --secret-file F                     sign a JWT per connection (?jid=)\n"
 	      "  --connect-concurrency C             handshakes in flight while connecting (200)\n"
@@ -1416,6 +1519,7 @@ int main(int argc, char **argv)
 	        {"window", required_argument, NULL, 'w'},
 	        {"idle", required_argument, NULL, 'I'},
 	        {"decoy-subs", required_argument, NULL, 6},
+	        {"ext", required_argument, NULL, 7},
 	        {"pid", required_argument, NULL, 'k'},
 	        {"secret-file", required_argument, NULL, 's'},
 	        {"connect-concurrency", required_argument, NULL, 'C'},
@@ -1493,6 +1597,11 @@ int main(int argc, char **argv)
 			break;
 		case 6:
 			B.decoy_subs = num_arg(optarg, "--decoy-subs");
+			break;
+		case 7:
+			B.ext_pct = num_arg(optarg, "--ext");
+			if (B.ext_pct > 100)
+				die("--ext is a percentage (0-100)");
 			break;
 		case 'k':
 			B.server_pid = (int)num_arg(optarg, "--pid");
@@ -1582,6 +1691,9 @@ int main(int argc, char **argv)
 		break;
 	case M_PERFORM:
 		rc = run_perform();
+		break;
+	case M_HISTORY:
+		rc = run_history();
 		break;
 	}
 	fflush(stdout);

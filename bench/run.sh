@@ -14,6 +14,8 @@
 #   BENCH_ONLY=last_values  run only the last-values phase and print its section of the
 #                       report on stdout (docs/benchmarks.md is left alone)
 #   BENCH_LV_TOPICS=n   retained topics for that phase (100000)
+#   BENCH_ONLY=ext      run only the extended protocol's phases and print their report
+#                       section (to paste into the report) instead of writing it
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -51,7 +53,7 @@ if [ "${BENCH_PRIORITY:-1}" = 1 ] && [ -w /proc/$$/autogroup ]; then
 fi
 
 # The peers and the plot need Debian packages (bench/deps.sh); go on without what is missing.
-"$ROOT/bench/deps.sh" >&2 || echo "bench: some peers or the plot will be missing" >&2
+[ "${BENCH_ONLY:-}" = ext ] || "$ROOT/bench/deps.sh" >&2 || echo "bench: some peers or the plot will be missing" >&2
 prepare_work
 HN=$(ulimit -Hn)
 MAXC=$((HN - 100)) # both sides are bound by the same hard nofile limit
@@ -162,6 +164,112 @@ lv_phase() {
 		--url "ws://127.0.0.1:$MQTTWS_PORT/mqtt" --topics "$LV_TOPICS" --samples 1000 --label lv-lat-mqtt
 	stop_broker
 }
+
+# ---- Reading results (for the report) ----------------------------------------------
+get() { # label key [match]: the value of key in the RESULT line with this label
+	awk -v l="label=$1" -v k="$2" -v m="${3:-}" '
+		{ hit = 0; for (i = 1; i <= NF; i++) if ($i == l) hit = 1 }
+		hit && (m == "" || index($0, " " m " ")) {
+			for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit }
+		}' "$RESULTS"
+}
+gv() { local v; v=$(get "$@"); echo "${v:-?}"; }
+num() { [ -n "$1" ] && [ "$1" != "-1.000" ] && [ "$1" != "-1" ] && [ "$1" != "-1.0" ]; }
+# adv A B lower|higher: how many times better A is than B ("2.5x"), or n/a.
+adv() {
+	num "$1" && num "$2" || { echo "n/a"; return; }
+	awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN {
+		if (a <= 0 || b <= 0) { print "n/a"; exit }
+		r = (d == "lower") ? b / a : a / b
+		printf "%.2fx\n", r }'
+}
+f1() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f", v }' || echo "–"; }
+# us_per LABEL: server CPU µs per delivery in a throughput run.
+us_per() {
+	local cpu d
+	cpu=$(get "$1" server_cpu_pct) d=$(get "$1" deliveries_per_s)
+	num "$cpu" && num "$d" || { echo "–"; return; }
+	awk -v c="$cpu" -v d="$d" 'BEGIN { if (d > 0) printf "%.2f", c / 100 * 1e6 / d; else print "–" }'
+}
+f0() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.0f", v }' || echo "–"; }
+kb() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.2f KB", v / 1024 }' || echo "–"; }
+# ---- The extended protocol (actioncable-v1-ext-json): fan-out with ext clients beside v1
+#      clients on one broker, and the history's memory at its default limits ----------------
+EXT_SIZES="1000 5000"
+[ "$QUICK" = 1 ] && EXT_SIZES="1000"
+ext_phases() {
+	echo "bench: extended protocol (ext beside v1, history memory)" >&2
+	start_broker anonymous || return
+	for n in $EXT_SIZES; do
+		w=$((n >= 5000 ? 16 : 32))
+		for pct in 0 50 100; do
+			run "tp-ext$pct-$n" 300 --mode throughput "${cable[@]}" --clients "$n" --window $w \
+				--duration "$TP_SECS" --pid "$BROKER_PID" --connect-concurrency "$(conc "$n")" \
+				--ext "$pct"
+		done
+		run "lat-ext50-$n" 300 --mode latency "${cable[@]}" --clients "$n" $(lat_args "$n") \
+			--connect-concurrency "$(conc "$n")" --ext 50
+	done
+	# 10,000 topics, each streamed by one ext connection, 100 messages each (the default
+	# plugin_opt_history_limit), on a fresh broker.
+	start_broker anonymous || return
+	if ! grep -q " label=hist-10000 " "$RESULTS"; then
+		run "hist-10000" 600 --mode history "${cable[@]}" --clients 10000 --messages 100 \
+			--ext 100 --pid "$BROKER_PID" --connect-concurrency 500
+		curl -s "http://127.0.0.1:$CABLE_PORT/metrics" | awk '
+			$1 == "cable_history_streams" { s = $2 } $1 == "cable_history_messages" { m = $2 }
+			$1 == "cable_history_bytes" { b = $2 } $1 == "cable_history_evicted_total" { e = $2 }
+			END { printf "RESULT mode=history-metrics label=hist-10000-metrics streams=%s messages=%s bytes=%s evicted=%s\n", s, m, b, e }' >> "$RESULTS"
+	fi
+	stop_broker
+}
+
+# ext_section: the report's section for the phases above (markdown on stdout).
+ext_section() {
+	cat <<- EOF
+		## Extended protocol
+
+		AnyCable's \`actioncable-v1-ext-json\` ([reliable-streams.md](reliable-streams.md)):
+		every delivery to an ext connection carries \`stream_id\`, \`epoch\` and \`offset\`, and the
+		message is appended to its topic's history. One broker for the fan-out rows: the same
+		saturated fan-out (as in (c), one topic) with 0 %, 50 % and 100 % of the connections in
+		ext, then per-recipient latency (as in (b)) with half of them in ext. cable-bench checks
+		on every ext connection that the offsets go up by one.
+
+		| subscribers | deliveries/s, all v1 | 50 % ext | 100 % ext | 100 % ext ÷ all v1 | server CPU µs per delivery (v1 / 100 % ext) | offset gaps | lost |
+		|---|---|---|---|---|---|---|---|
+	EOF
+	for n in $EXT_SIZES; do
+		a=$(get tp-ext0-$n deliveries_per_s) h=$(get tp-ext50-$n deliveries_per_s) e=$(get tp-ext100-$n deliveries_per_s)
+		echo "| $n | $(f0 "$a") | $(f0 "$h") | $(f0 "$e") | $(num "$a" && num "$e" && awk -v a="$a" -v e="$e" 'BEGIN { printf "%.2f", e / a }' || echo –) | $(us_per tp-ext0-$n) / $(us_per tp-ext100-$n) | $(gv tp-ext50-$n offset_gaps) / $(gv tp-ext100-$n offset_gaps) | $(gv tp-ext0-$n lost) / $(gv tp-ext50-$n lost) / $(gv tp-ext100-$n lost) |"
+	done
+	cat <<- EOF
+
+		| clients (half ext) | v1 p50 / p99 ms | ext p50 / p99 ms | last recipient p50 / p99 ms | offset gaps | lost |
+		|---|---|---|---|---|---|
+	EOF
+	for n in $EXT_SIZES; do
+		x=lat-ext50-$n-ext
+		echo "| $n | $(f1 "$(get $x v1_p50_ms)") / $(f1 "$(get $x v1_p99_ms)") | $(f1 "$(get $x p50_ms)") / $(f1 "$(get $x p99_ms)") | $(f1 "$(get lat-ext50-$n last_p50_ms)") / $(f1 "$(get lat-ext50-$n last_p99_ms)") | $(gv $x offset_gaps) | $(gv lat-ext50-$n lost) |"
+	done
+	cat <<- EOF
+
+		**History memory at the default limits.** 10,000 topics, each streamed by one ext
+		connection, 100 messages of about 40 bytes published to each (1,000,000 in all):
+		$(gv hist-10000-metrics streams) topics kept, $(gv hist-10000-metrics messages) messages,
+		$(gv hist-10000-metrics bytes) bytes counted by the history (payload + topic + 64 per
+		message; the 64 MiB \`plugin_opt_history_total_bytes\` cap applies), $(gv hist-10000-metrics evicted)
+		evicted; the broker's RSS grew by $(get hist-10000 rss_growth_bytes | awk '{ printf "%.1f MiB", $1 / 1048576 }')
+		while they were published (the 10,000 connections were open before).
+
+	EOF
+}
+
+if [ "${BENCH_ONLY:-}" = ext ]; then
+	ext_phases
+	ext_section | tee "$WORK/ext-section.md"
+	exit 0
+fi
 
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 T0=$(date +%s)
@@ -277,6 +385,8 @@ start_broker anonymous || exit 2
 run "storm-mqtt" 200 --mode storm "${mqttws[@]}" --clients "$STORM"
 stop_broker
 
+ext_phases
+
 # ---- Rails ActionCable ---------------------------------------------------------------
 if [ "$RAILS" = 1 ]; then
 	echo "bench: Rails ActionCable (puma, async adapter)" >&2
@@ -305,33 +415,6 @@ echo "$ELAPSED" > "$WORK/elapsed"
 echo "bench: measured in $((ELAPSED / 60)) min; writing $OUT" >&2
 
 # ---- The report ----------------------------------------------------------------------
-get() { # label key [match]: the value of key in the RESULT line with this label
-	awk -v l="label=$1" -v k="$2" -v m="${3:-}" '
-		{ hit = 0; for (i = 1; i <= NF; i++) if ($i == l) hit = 1 }
-		hit && (m == "" || index($0, " " m " ")) {
-			for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) { print substr($i, length(k) + 2); exit }
-		}' "$RESULTS"
-}
-gv() { local v; v=$(get "$@"); echo "${v:-?}"; }
-num() { [ -n "$1" ] && [ "$1" != "-1.000" ] && [ "$1" != "-1" ] && [ "$1" != "-1.0" ]; }
-# adv A B lower|higher: how many times better A is than B ("2.5x"), or n/a.
-adv() {
-	num "$1" && num "$2" || { echo "n/a"; return; }
-	awk -v a="$1" -v b="$2" -v d="$3" 'BEGIN {
-		if (a <= 0 || b <= 0) { print "n/a"; exit }
-		r = (d == "lower") ? b / a : a / b
-		printf "%.2fx\n", r }'
-}
-f1() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.1f", v }' || echo "–"; }
-# us_per LABEL: server CPU µs per delivery in a throughput run.
-us_per() {
-	local cpu d
-	cpu=$(get "$1" server_cpu_pct) d=$(get "$1" deliveries_per_s)
-	num "$cpu" && num "$d" || { echo "–"; return; }
-	awk -v c="$cpu" -v d="$d" 'BEGIN { if (d > 0) printf "%.2f", c / 100 * 1e6 / d; else print "–" }'
-}
-f0() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.0f", v }' || echo "–"; }
-kb() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.2f KB", v / 1024 }' || echo "–"; }
 # verdict VALUE TARGET lower|higher
 verdict() {
 	num "$1" || { echo "not measured"; return; }
@@ -620,6 +703,7 @@ bcline() { # active
 
 	EOF
 	lv_section
+	ext_section
 	if [ -s "$WORK/perf-dso.txt" ]; then
 		echo "## Where the gateway thread's time goes (perf, saturated fan-out at $BIG)"
 		echo

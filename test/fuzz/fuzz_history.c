@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (data[i] >> 6) {
 		case 0:
 		case 1:
-			rc = cable_history_append(h, topic, 3, payload, data[i + 1] * 2u, data[i] & 8,
-			                          now, &off);
+			rc = cable_history_append(h, topic, 3, payload, data[i + 1] * 2u,
+			                          data[i] & 8, now, &off);
 			CHECK(rc == CABLE_OK || rc == CABLE_EFULL);
 			CHECK(off > last[t]);
 			last[t] = off;
@@ -48,12 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		default:
 			if (data[i + 1] & 1) {
-				rc = cable_history_from_time(h, topic, 3, now - (data[i + 1] >> 1), &e);
+				rc = cable_history_from_time(h, topic, 3, now - (data[i + 1] >> 1),
+				                             &e);
 				CHECK(rc == CABLE_OK);
 				for (; e; e = e->next)
 					CHECK(e->time >= now - (data[i + 1] >> 1));
 			} else {
-				uint64_t after = last[t] >= data[i + 1] / 16 ? last[t] - data[i + 1] / 16 : 0;
+				uint64_t after = last[t] >= data[i + 1] / 16
+				                         ? last[t] - data[i + 1] / 16
+				                         : 0;
 
 				rc = cable_history_from_offset(h, topic, 3, after, &e);
 				CHECK(rc == CABLE_OK || rc == CABLE_ENOTFOUND);

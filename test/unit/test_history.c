@@ -12,8 +12,8 @@ static uint64_t add(struct cable_history *h, const char *topic, const char *payl
 {
 	uint64_t off = 0;
 
-	ASSERT_OK(cable_history_append(h, topic, strlen(topic), payload, strlen(payload), false, now,
-	                               &off));
+	ASSERT_OK(cable_history_append(h, topic, strlen(topic), payload, strlen(payload), false,
+	                               now, &off));
 	return off;
 }
 

@@ -2,6 +2,7 @@
 // port, for tests of what survives a dropped connection.
 //
 //   const p = await startProxy(broker.wsPort);   // p.url('/cable?jid=...')
+//   p.cutOne();          // cut one connection at random
 //   p.down();            // cut every connection, refuse new ones (a network outage)
 //   p.up();              // accept again
 //   p.retarget(port);    // later connections go to another port (a restarted broker)
@@ -35,6 +36,15 @@ export async function startProxy(targetPort) {
     cut() {
       for (const { client, upstream } of pairs) { client.destroy(); upstream.destroy(); }
       pairs.clear();
+    },
+    // Cut one connection chosen by rand() (a function returning [0, 1)); false if none.
+    cutOne(rand = Math.random) {
+      if (pairs.size === 0) return false;
+      const pick = [...pairs][Math.floor(rand() * pairs.size)];
+      pick.client.destroy();
+      pick.upstream.destroy();
+      pairs.delete(pick);
+      return true;
     },
     down() { isUp = false; this.cut(); },
     up() { isUp = true; },
