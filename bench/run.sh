@@ -260,7 +260,9 @@ ext_section() {
 		$(gv hist-10000-metrics bytes) bytes counted by the history (payload + topic + 64 per
 		message; the 64 MiB \`plugin_opt_history_total_bytes\` cap applies), $(gv hist-10000-metrics evicted)
 		evicted; the broker's RSS grew by $(get hist-10000 rss_growth_bytes | awk '{ printf "%.1f MiB", $1 / 1048576 }')
-		while they were published (the 10,000 connections were open before).
+		while they were published (the 10,000 connections were open before). The figures were
+		read 3 s after the last publish, when $(gv hist-10000 delivered) messages had reached the
+		browsers.
 
 	EOF
 }
