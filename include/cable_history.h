@@ -46,7 +46,7 @@ struct cable_history_entry {
 	long long time;  /* Unix seconds when appended */
 	bool retain;
 	size_t len;
-	char payload[];
+	char payload[]; /* len bytes, then a NUL */
 };
 
 struct cable_history_stream; /* one kept topic */

@@ -130,7 +130,7 @@ int cable_history_append(struct cable_history *h, const char *topic, size_t tlen
 			entry_drop(h, st->oldest), h->evicted++;
 		return CABLE_EFULL;
 	}
-	e = malloc(sizeof(*e) + plen);
+	e = malloc(sizeof(*e) + plen + 1);
 	if (e == NULL) {
 		while (st->oldest)
 			entry_drop(h, st->oldest), h->evicted++;
@@ -152,6 +152,7 @@ int cable_history_append(struct cable_history *h, const char *topic, size_t tlen
 	e->len = plen;
 	if (plen)
 		memcpy(e->payload, payload, plen);
+	e->payload[plen] = '\0';
 	e->next = NULL;
 	if (st->newest)
 		st->newest->next = e;
