@@ -2,7 +2,9 @@
 // subscribe (confirm, reject, duplicate), device messages in, speak out, unsubscribe,
 // malformed input, an oversized message, and an abrupt TCP close mid-frame; answers
 // (a refusal, an acknowledged MQTT 5 request, a device's reply) with subscriptions
-// that end before and at the shutdown.
+// that end before and at the shutdown; the extended protocol (history on subscribe,
+// a dropped session restored and its history, a failed restore, one left parked and
+// one held at the shutdown).
 // Usage: node client.mjs WS_URL MQTT_PORT SECRET_FILE
 import fs from 'node:fs';
 import net from 'node:net';
@@ -17,8 +19,8 @@ const token = (sub) => jwt.sign({ sub }, secret, { algorithm: 'HS256', expiresIn
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const id = (n) => JSON.stringify({ channel: 'ActuatorChannel', id: n });
 
-function open(url) {
-  const ws = new WebSocket(url, ['actioncable-v1-json']);
+function open(url, protocol = 'actioncable-v1-json') {
+  const ws = new WebSocket(url, [protocol]);
   ws.frames = [];
   ws.on('message', (d) => ws.frames.push(String(d)));
   ws.on('error', () => {});
@@ -88,6 +90,50 @@ if (!a.frames.some((f) => f.includes('"message":{"n":19}'))) {
   console.error('alice did not receive the device messages', a.frames.slice(-3));
   process.exit(1);
 }
-// a and b stay open: the broker's shutdown closes them (server_restart).
+// The extended protocol.
+const EXT = 'actioncable-v1-ext-json';
+const e1 = await open(`${wsUrl}?jid=${token('erin')}`, EXT);
+send(e1, { command: 'subscribe', identifier: id(45), history: { since: 1 } });
+send(e1, { command: 'subscribe', identifier: JSON.stringify({ channel: 'SensorChannel', site: 'x' }) });
+await sleep(300);
+for (let i = 0; i < 5; i++) pub('actuators/45/state', `{"e":${i}}`);
+pub('sites/x/sensors/t', '21');
+await sleep(300);
+const sid1 = JSON.parse(e1.frames[0]).sid;
+const last = JSON.parse(e1.frames.filter((f) => f.includes('"offset"')).at(-2));
+e1.terminate();
+await sleep(300);
+pub('actuators/45/state', '{"e":5}');
+await open(`${wsUrl}?jid=${token('mallory')}&sid=${sid1}`, EXT); // another user: refused
+const e2 = await open(`${wsUrl}?jid=${token('erin')}&sid=${sid1}`, EXT); // used: refused
+const sid2 = JSON.parse(e2.frames[0] ?? (await sleep(200), e2.frames[0])).sid;
+send(e2, { command: 'subscribe', identifier: id(45), history: { streams: { [last.stream_id]: { epoch: last.epoch, offset: last.offset } } } });
+send(e2, { command: 'pong' });
+await sleep(300);
+e2.terminate();
+await sleep(300);
+const e3 = await open(`${wsUrl}?jid=${token('erin')}&sid=${sid2}`, EXT); // restored
+await sleep(200);
+pub('actuators/45/state', '{"e":6}'); // held
+await sleep(200);
+send(e3, { command: 'history', identifier: id(45), history: { streams: { [last.stream_id]: { epoch: last.epoch, offset: last.offset } } } });
+await sleep(300);
+if (!e3.frames.some((f) => f.includes('"restored":true')) || !e3.frames.some((f) => f.includes('confirm_history'))) {
+  console.error('erin was not restored', e3.frames.slice(0, 5));
+  process.exit(1);
+}
+const e4 = await open(`${wsUrl}?jid=${token('erin')}`, EXT);
+send(e4, { command: 'subscribe', identifier: id(46) });
+await sleep(200);
+e4.terminate(); // parked until the shutdown
+const e5 = await open(`${wsUrl}?jid=${token('erin')}&sid=${JSON.parse(e3.frames[0]).sid}`, EXT);
+await sleep(200);
+pub('actuators/45/state', '{"e":7}'); // held at the shutdown (e5 never asks for history)
+await sleep(200);
+if (!e5.frames.some((f) => f.includes('"restored":true'))) {
+  console.error('the live session was not taken over', e5.frames.slice(0, 3));
+  process.exit(1);
+}
+// a, b and e5 stay open: the broker's shutdown closes them (server_restart).
 console.log('client session done');
 process.exit(0);
