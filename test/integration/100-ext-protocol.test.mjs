@@ -9,7 +9,7 @@ import {
 } from './lib/index.mjs';
 
 const EXT = 'actioncable-v1-ext-json';
-const ctx = useBroker({ pluginOpts: { pong_timeout: 2, ping_interval: 1 } });
+const ctx = useBroker({ pluginOpts: { pong_timeout: 2, ping_interval: 1, session_ttl: 3 } });
 const ID = actuatorId(7);
 const ID8 = actuatorId(8);
 
@@ -192,4 +192,31 @@ test('a server-sent disconnect never restores; a bad token never restores', asyn
   await sleep(4500);
   clearInterval(timer);
   assert.equal(p.received().filter(isDisconnect).length, 0);
+});
+
+test('a reconnect the broker sees before the drop takes the old connection over', async () => {
+  const dev = await device();
+  const a = await ext(ctx.broker.mint('dave'));
+  const sid = (await a.welcome()).json.sid;
+  await a.subscribeAndWait(ID);
+  // The old connection is still open here (its network died, nobody noticed yet).
+  const b = await ext(ctx.broker.mint('dave'), `&sid=${sid}`);
+  const w = (await b.welcome()).json;
+  assert.equal(w.restored, true);
+  assert.deepEqual(w.restored_ids, [ID]);
+  await a.waitClosed(3000);
+  b.send({ command: 'history', identifier: ID, history: { since: 0 } });
+  await b.waitFor(isHistory('confirm_history'));
+  await dev.publish('actuators/7/state', '{"t":1}');
+  assert.deepEqual((await b.waitFor(isMessageFor(ID))).json.message, { t: 1 });
+});
+
+test('a dropped session can be restored only within plugin_opt_session_ttl', async () => {
+  const a = await ext(ctx.broker.mint('erin'));
+  const sid = (await a.welcome()).json.sid;
+  await a.subscribeAndWait(ID);
+  a.ws.terminate();
+  await sleep(5000); // session_ttl 3, swept every ping (1 s)
+  const b = await ext(ctx.broker.mint('erin'), `&sid=${sid}`);
+  assert.equal((await b.welcome()).json.restored, undefined);
 });
