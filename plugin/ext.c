@@ -434,14 +434,17 @@ bool ext_hold(struct sub *sub, struct cable_frame *f, const struct cable_msg *m,
 struct replay_topic {
 	UT_hash_handle hh;
 	uint64_t last;
+	bool resumed;  /* from a known position */
+	bool retained; /* the replay has a retained message of it */
 	size_t len;
 	char topic[];
 };
 
-struct replay {
+/* A history request, planned (all of it checked) before anything is sent. */
+struct ext_plan {
 	struct gw *gw;
 	struct sub *sub;
-	const struct cable_history_request *req;
+	struct cable_history_request req;
 	struct replay_topic *topics;
 	const struct cable_history_entry **entries;
 	size_t n, cap;
@@ -463,7 +466,7 @@ static const struct cable_stream_pos *position(const struct cable_history_reques
 }
 
 /* Plan the replay of one topic (once per topic even if two streams cover it). */
-static void plan_topic(struct replay *rp, const char *topic, size_t len)
+static void plan_topic(struct ext_plan *rp, const char *topic, size_t len)
 {
 	const struct cable_history *h = rp->gw->ext->history;
 	const struct cable_history_entry *e = NULL, **grown;
@@ -490,7 +493,7 @@ static void plan_topic(struct replay *rp, const char *topic, size_t len)
 		rp->failed = true;
 		return;
 	}
-	pos = position(rp->req, topic, len);
+	pos = position(&rp->req, topic, len);
 	if (pos) {
 		if (!pos->valid || h == NULL || strlen(rp->gw->ext->epoch) != pos->epoch_len ||
 		    memcmp(rp->gw->ext->epoch, pos->epoch, pos->epoch_len) != 0)
@@ -498,8 +501,9 @@ static void plan_topic(struct replay *rp, const char *topic, size_t len)
 		else
 			rc = cable_history_from_offset(h, topic, len, pos->offset, &e);
 		t->last = pos->offset;
-	} else if (rp->req->since > 0 && h) {
-		rc = cable_history_from_time(h, topic, len, rp->req->since, &e);
+		t->resumed = true;
+	} else if (rp->req.since > 0 && h) {
+		rc = cable_history_from_time(h, topic, len, rp->req.since, &e);
 	}
 	if (rc != CABLE_OK) {
 		rp->failed = true;
@@ -514,12 +518,13 @@ static void plan_topic(struct replay *rp, const char *topic, size_t len)
 		rp->entries = grown;
 		rp->entries[rp->n++] = e;
 		t->last = e->offset;
+		t->retained |= e->retain;
 	}
 }
 
 static void plan_wild_topic(const char *topic, size_t len, void *arg)
 {
-	struct replay *rp = arg;
+	struct ext_plan *rp = arg;
 
 	if (cable_topic_matches(rp->filter, rp->filter_len, topic, len))
 		plan_topic(rp, topic, len);
@@ -547,7 +552,7 @@ static int by_seq(const void *a, const void *b)
 }
 
 /* Send one history entry as the live frame would have looked. */
-static void replay_entry(struct replay *rp, const struct cable_history_entry *e)
+static void replay_entry(struct ext_plan *rp, const struct cable_history_entry *e)
 {
 	struct gw *gw = rp->gw;
 	struct sub *sub = rp->sub;
@@ -618,87 +623,135 @@ static void history_reply(struct session *s, struct sub *sub, bool ok)
 	cable_frame_unref(f);
 }
 
-/*
- * A history request, in a subscribe (answer false: nothing is said when none is asked
- * for) or in a history command (answer true). All or nothing: if any topic cannot be
- * replayed exactly, reject_history and no entry.
- */
-void ext_history(struct session *s, struct sub *sub, const struct cable_cmd *cmd, bool answer)
+static void plan_free(struct ext_plan *rp)
 {
-	struct cable_history_request req;
-	struct cable_error err = {0};
-	struct replay rp;
 	struct replay_topic *t, *tmp;
+
+	if (rp == NULL)
+		return;
+	HASH_ITER(hh, rp->topics, t, tmp)
+	{
+		HASH_DELETE(hh, rp->topics, t);
+		free(t);
+	}
+	free(rp->entries);
+	cable_history_request_release(&rp->req);
+	free(rp);
+}
+
+/*
+ * Plan the history request of a subscribe or history command: every topic of the
+ * subscription checked, the entries to send collected. NULL when the command asks for
+ * none (a subscribe then says nothing; ext_history_send answers a history command).
+ */
+struct ext_plan *ext_history_plan(struct session *s, struct sub *sub, const struct cable_cmd *cmd)
+{
+	struct cable_error err = {0};
+	struct ext_plan *rp;
 	struct route *r;
 	size_t i;
 
-	if (sub == NULL) {
-		if (cmd->identifier)
-			HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
-		if (sub == NULL) {
-			gw_log(s->gw, MOSQ_LOG_INFO,
-			       "connection %s (user %s): history for an identifier it is not "
-			       "subscribed to; ignored",
-			       s->sid, s->who.user);
-			return;
-		}
+	rp = calloc(1, sizeof(*rp));
+	if (rp == NULL) {
+		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s: out of memory for a history request",
+		       s->sid);
+		return NULL;
 	}
-	if (cable_proto_history_request(cmd->history, &req, &err) != CABLE_OK) {
+	rp->gw = s->gw;
+	rp->sub = sub;
+	if (cable_proto_history_request(cmd->history, &rp->req, &err) != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): history request refused: %s",
 		       s->sid, s->who.user, err.text);
-		cable_history_request_release(&req);
-		history_reply(s, sub, false);
-		release_hold(s, sub, NULL);
-		return;
+		rp->failed = true;
+		return rp;
 	}
-	if (req.since <= 0 && !req.has_streams) {
-		if (answer)
-			history_reply(s, sub, true);
-		release_hold(s, sub, NULL);
-		cable_history_request_release(&req);
-		return;
+	if (rp->req.since <= 0 && !rp->req.has_streams) {
+		plan_free(rp);
+		return NULL;
 	}
-	memset(&rp, 0, sizeof(rp));
-	rp.gw = s->gw;
-	rp.sub = sub;
-	rp.req = &req;
 	if (s->gw->ext->history)
 		cable_history_expire(s->gw->ext->history, (long long)time(NULL));
-	for (i = 0; i < sub->nlinks && !rp.failed; i++) {
+	for (i = 0; i < sub->nlinks && !rp->failed; i++) {
 		r = sub->links[i].route;
 		if (r == NULL)
 			continue;
 		if (!r->wildcard) {
-			plan_topic(&rp, r->filter, r->len);
+			plan_topic(rp, r->filter, r->len);
 		} else if (s->gw->ext->history) {
-			rp.filter = r->filter;
-			rp.filter_len = r->len;
-			cable_history_each_topic(s->gw->ext->history, plan_wild_topic, &rp);
+			rp->filter = r->filter;
+			rp->filter_len = r->len;
+			cable_history_each_topic(s->gw->ext->history, plan_wild_topic, rp);
 		}
 	}
 	/* A known position on a topic the store no longer has: that history is gone. */
-	for (i = 0; i < req.npos && !rp.failed; i++) {
-		if (sub_covers(sub, req.pos[i].stream, req.pos[i].stream_len))
-			plan_topic(&rp, req.pos[i].stream, req.pos[i].stream_len);
+	for (i = 0; i < rp->req.npos && !rp->failed; i++) {
+		if (sub_covers(sub, rp->req.pos[i].stream, rp->req.pos[i].stream_len))
+			plan_topic(rp, rp->req.pos[i].stream, rp->req.pos[i].stream_len);
 	}
-	if (rp.failed) {
+	return rp;
+}
+
+/*
+ * The last value of `topic` (the retained message, replayed on subscribe) is not sent to
+ * a subscription whose planned history resumes that topic from a known position (the
+ * client has every message since, so it has the value) or replays a retained message of
+ * it (that entry is the current value): nothing is applied twice. The last value carries
+ * no offset, so it never moves the client's position either way.
+ */
+bool ext_skip_last_value(const struct ext_plan *rp, const char *topic, size_t len)
+{
+	struct replay_topic *t;
+
+	if (rp == NULL || rp->failed)
+		return false;
+	HASH_FIND(hh, rp->topics, topic, len, t);
+	return t && (t->resumed || t->retained);
+}
+
+/*
+ * Send what was planned (entries then confirm_history, or reject_history alone: all or
+ * nothing), end the hold of a restored subscription, and free the plan. rp NULL: nothing
+ * was asked; a history command (answer) still gets confirm_history.
+ */
+void ext_history_send(struct session *s, struct sub *sub, struct ext_plan *rp, bool answer)
+{
+	size_t i;
+
+	if (rp == NULL) {
+		if (answer)
+			history_reply(s, sub, true);
+		release_hold(s, sub, NULL);
+		return;
+	}
+	if (rp->failed) {
 		history_reply(s, sub, false);
 		release_hold(s, sub, NULL);
 	} else {
-		if (rp.n > 1)
-			qsort(rp.entries, rp.n, sizeof(*rp.entries), by_seq);
-		for (i = 0; i < rp.n; i++)
-			replay_entry(&rp, rp.entries[i]);
+		if (rp->n > 1)
+			qsort(rp->entries, rp->n, sizeof(*rp->entries), by_seq);
+		for (i = 0; i < rp->n; i++)
+			replay_entry(rp, rp->entries[i]);
 		history_reply(s, sub, true);
-		release_hold(s, sub, rp.topics);
+		release_hold(s, sub, rp->topics);
 	}
-	HASH_ITER(hh, rp.topics, t, tmp)
-	{
-		HASH_DELETE(hh, rp.topics, t);
-		free(t);
+	plan_free(rp);
+}
+
+/* The history command: for a subscription this connection has. */
+void ext_history(struct session *s, const struct cable_cmd *cmd)
+{
+	struct sub *sub = NULL;
+
+	if (cmd->identifier)
+		HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+	if (sub == NULL) {
+		gw_log(s->gw, MOSQ_LOG_INFO,
+		       "connection %s (user %s): history for an identifier it is not subscribed "
+		       "to; ignored",
+		       s->sid, s->who.user);
+		return;
 	}
-	free(rp.entries);
-	cable_history_request_release(&req);
+	ext_history_send(s, sub, ext_history_plan(s, sub, cmd), true);
 }
 
 /* ---- Fan-out ------------------------------------------------------------------------ */

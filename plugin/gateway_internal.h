@@ -370,7 +370,9 @@ struct sockaddr_storage;
 int state_parse_listener(const char *spec, struct sockaddr_storage *ss, unsigned *len);
 void state_start(struct gw *gw);
 void state_release(struct gw *gw);
-void state_replay(struct session *s, struct sub *sub);
+struct ext_plan;
+/* plan: an ext subscribe's history request (ext.c), whose topics' values are left out */
+void state_replay(struct session *s, struct sub *sub, const struct ext_plan *plan);
 void state_catch_up(struct gw *gw);
 extern const struct lws_protocols state_protocol;
 
@@ -386,7 +388,12 @@ void ext_welcome(struct session *s);  /* restore or greet */
 void ext_detach(struct session *s);   /* it closed: park it for restore, or forget it */
 void ext_received(struct session *s); /* any frame from the client (pongs) */
 void ext_tick(struct gw *gw);         /* every ping: expiry, pong timeouts */
-void ext_history(struct session *s, struct sub *sub, const struct cable_cmd *cmd, bool answer);
+void ext_history(struct session *s, const struct cable_cmd *cmd); /* the history command */
+/* History on subscribe: plan, (last values, skipping what the plan covers), send. */
+struct ext_plan;
+struct ext_plan *ext_history_plan(struct session *s, struct sub *sub, const struct cable_cmd *cmd);
+bool ext_skip_last_value(const struct ext_plan *rp, const char *topic, size_t len);
+void ext_history_send(struct session *s, struct sub *sub, struct ext_plan *rp, bool answer);
 void ext_sub_gone(struct gw *gw, struct sub *sub);
 bool ext_tracked(struct gw *gw, const struct cable_msg *m, uint64_t *offset);
 struct cable_frame *ext_frame(struct gw *gw, struct sub *sub, const char *value, size_t len,

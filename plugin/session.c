@@ -812,6 +812,7 @@ nomem:
 static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 {
 	struct cable_error err = {0};
+	struct ext_plan *plan = NULL;
 	struct sub *sub;
 
 	/* Last values: the replay and live delivery must start at one place (state.c). */
@@ -831,9 +832,16 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 		return;
 	}
 	reply(s, cable_proto_confirm, cmd->identifier, cmd->identifier_len);
-	state_replay(s, sub); /* last values, before any live message (state.c) */
+	/*
+	 * History on subscribe (ext.c), planned before and sent after anything else this
+	 * subscription is sent first: a replay of last values goes between the two and
+	 * leaves out the topics ext_skip_last_value(plan, ...) names.
+	 */
 	if (s->ext && cmd->history)
-		ext_history(s, sub, cmd, false); /* history on subscribe (ext.c) */
+		plan = ext_history_plan(s, sub, cmd);
+	state_replay(s, sub, plan); /* last values, before any live message (state.c) */
+	if (plan)
+		ext_history_send(s, sub, plan, false);
 }
 
 static void do_unsubscribe(struct session *s, const struct cable_cmd *cmd)
@@ -999,7 +1007,7 @@ static void handle_command(struct session *s, const char *buf, size_t len)
 		if (s->ext == NULL)
 			goto unknown; /* the plain protocol has neither */
 		if (cmd.kind == CABLE_CMD_HISTORY)
-			ext_history(s, NULL, &cmd, true);
+			ext_history(s, &cmd);
 		break;
 	case CABLE_CMD_UNKNOWN:
 	unknown:

@@ -365,7 +365,7 @@ static void state_synced(struct gw *gw)
 			{
 				if (sub->replay_pending) {
 					sub->replay_pending = false;
-					state_replay(sess, sub);
+					state_replay(sess, sub, NULL);
 				}
 			}
 		}
@@ -538,7 +538,8 @@ static int state_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 struct replay {
 	struct gw *gw;
 	struct sub *sub;
-	size_t stream; /* the stream being replayed; earlier ones were done */
+	size_t stream;               /* the stream being replayed; earlier ones were done */
+	const struct ext_plan *plan; /* the subscribe's history request, if any (ext.c) */
 };
 
 static void replay_one(const struct cable_retained_entry *e, void *arg)
@@ -558,6 +559,9 @@ static void replay_one(const struct cable_retained_entry *e, void *arg)
 		if (cable_topic_matches(stream, strlen(stream), e->topic, e->topic_len))
 			return;
 	}
+	/* Covered by the history replay that follows (ext.c): never applied twice. */
+	if (ext_skip_last_value(r->plan, e->topic, e->topic_len))
+		return;
 	memset(&m, 0, sizeof(m));
 	m.kind = CABLE_MSG_PUBLISH;
 	m.topic = (char *)e->topic;
@@ -592,10 +596,10 @@ static void replay_one(const struct cable_retained_entry *e, void *arg)
  * cache is not the broker's store yet: the replay waits for the synchronisation, which
  * sends it before any live message (state_synced).
  */
-void state_replay(struct session *s, struct sub *sub)
+void state_replay(struct session *s, struct sub *sub, const struct ext_plan *plan)
 {
 	struct gw *gw = s->gw;
-	struct replay r = {gw, sub, 0};
+	struct replay r = {gw, sub, 0, plan};
 	const char *stream;
 
 	if (gw->state.cache == NULL || !cable_binding_last_value(sub->binding))
