@@ -111,6 +111,20 @@
  *   does not start with '$'. What a user may read or write through a generic
  *   channel is decided by the ACL alone.
  *
+ * presence: true | false (default) | {"ttl": seconds 0..3600 (15), "info_max_bytes":
+ *   2..65536 (1024), "watchers_topic": template}. Turns on AnyCable's presence (join,
+ *   leave, presence info) for the channel's subscriptions; true takes the defaults.
+ *   "ttl": how long a user whose connections all dropped (without leaving) stays
+ *   present, so a quick reconnect shows no leave/join. "info_max_bytes": the largest
+ *   join info, as compact JSON. "watchers_topic": a topic template (the same
+ *   placeholders as streams, no wildcards, never '$'; not on a generic channel) to
+ *   which the number of present users is published, retained, as decimal text.
+ * whisper: true | false (default) | {"rate": per second 1..10000 (10), "burst": 1..10000
+ *   (20), "max_bytes": 2..1048576 (4096)}. Turns on AnyCable's whisper: a transient
+ *   message to the other subscribers of the same channel and streams, never to MQTT.
+ *   "rate"/"burst": a token bucket per connection; "max_bytes": the largest whisper
+ *   data, as compact JSON. Over either the whisper is dropped.
+ *
  * JSON documents (the map, identifiers, perform data) with duplicate keys are
  * rejected, so no later reader can resolve them differently from this one.
  *
@@ -213,6 +227,31 @@ const char *cable_binding_stream(const struct cable_binding *b, size_t i);
 enum cable_deliver cable_binding_deliver(const struct cable_binding *b);
 /* The channel's "last_value": replay retained values on subscribe. */
 bool cable_binding_last_value(const struct cable_binding *b);
+
+#define CABLE_PRESENCE_TTL_DEFAULT      15
+#define CABLE_PRESENCE_INFO_MAX_DEFAULT 1024
+#define CABLE_WHISPER_RATE_DEFAULT      10
+#define CABLE_WHISPER_BURST_DEFAULT     20
+#define CABLE_WHISPER_MAX_BYTES_DEFAULT 4096
+
+/* A channel's "presence" settings, as bound (see the file format above). */
+struct cable_presence_config {
+	unsigned ttl;               /* seconds */
+	size_t info_max;            /* bytes of compact JSON */
+	const char *watchers_topic; /* expanded; NULL when the channel mirrors no count */
+};
+
+/* A channel's "whisper" settings. */
+struct cable_whisper_config {
+	unsigned rate, burst; /* token bucket per connection: whispers per second, bucket size */
+	size_t max_bytes;     /* bytes of compact JSON */
+};
+
+/* The binding's presence settings, or NULL when the channel has no presence. */
+const struct cable_presence_config *cable_binding_presence(const struct cable_binding *b);
+
+/* The binding's whisper settings, or NULL when the channel has no whisper. */
+const struct cable_whisper_config *cable_binding_whisper(const struct cable_binding *b);
 
 /* A publish produced by an action. All members owned (malloc'd). */
 struct cable_publish {

@@ -28,9 +28,13 @@ enum cable_cmd_kind {
 	CABLE_CMD_SUBSCRIBE,
 	CABLE_CMD_UNSUBSCRIBE,
 	CABLE_CMD_MESSAGE,
-	CABLE_CMD_UNKNOWN, /* a well-formed object with an unrecognised "command" */
-	CABLE_CMD_HISTORY, /* ext: {"command":"history","identifier":...,"history":{...}} */
-	CABLE_CMD_PONG,    /* ext: {"command":"pong"} (no identifier) */
+	CABLE_CMD_JOIN,     /* AnyCable presence: join (with "presence":{"id","info"}) */
+	CABLE_CMD_LEAVE,    /* AnyCable presence: leave */
+	CABLE_CMD_PRESENCE, /* AnyCable presence: info request ("data" optional) */
+	CABLE_CMD_WHISPER,  /* AnyCable whisper ("data": any JSON value) */
+	CABLE_CMD_UNKNOWN,  /* a well-formed object with an unrecognised "command" */
+	CABLE_CMD_HISTORY,  /* ext: {"command":"history","identifier":...,"history":{...}} */
+	CABLE_CMD_PONG,     /* ext: {"command":"pong"} (no identifier) */
 };
 
 /*
@@ -48,7 +52,9 @@ struct cable_cmd {
 	size_t identifier_len;
 	const char *data;
 	size_t data_len;
-	json_t *root; /* owner of the strings above */
+	json_t *presence; /* subscribe, join: the "presence" member when it is an object */
+	json_t *value;    /* whisper (always set), presence (may be NULL): the "data" value */
+	json_t *root;     /* owner of the strings above */
 	/*
 	 * The "history" member of subscribe and history commands when it is an object,
 	 * else NULL (borrowed from root; read it with cable_proto_history_request).
@@ -61,7 +67,8 @@ struct cable_cmd {
  * Errors (CABLE_EPROTO, err->text says which): not JSON (err->offset = byte
  * position; this includes duplicate keys and "\u0000" in a string), not an object,
  * "command" missing or not a string, "identifier" missing or not a string or empty
- * (for subscribe/unsubscribe/message), "data" missing or not a string (for message).
+ * (for every kind but unknown), "data" missing or not a string (for message), "data"
+ * missing (for whisper).
  * CABLE_ENOMEM on allocation failure. For CABLE_CMD_UNKNOWN, `identifier` is set
  * when the frame has a string "identifier" and is NULL otherwise.
  */
@@ -142,6 +149,13 @@ struct cable_frame *cable_proto_welcome_restored(const char *sid, const char *co
 
 /* {"type":"confirm_history"|"reject_history","identifier":"<id>"} */
 struct cable_frame *cable_proto_history_reply(const char *id, size_t id_len, bool confirmed);
+
+/*
+ * {"type":"presence","identifier":<id_json>,"message":<value_json>}: AnyCable's presence
+ * frame; both arguments are JSON text, spliced (cable_presence.h makes the values).
+ */
+struct cable_frame *cable_proto_presence(const char *id_json, size_t id_json_len,
+                                         const char *value_json, size_t value_json_len);
 
 /* {"type":"disconnect","reason":"<reason>","reconnect":true|false} */
 struct cable_frame *cable_proto_disconnect(const char *reason, bool reconnect);

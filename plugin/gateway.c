@@ -690,6 +690,7 @@ static void gw_free(struct gw *gw)
 		return;
 	answer_release(gw);
 	ext_release(gw);
+	room_release(gw);
 	fanout_release(gw);
 	expiry_release(gw);
 	listen_release(gw);

@@ -123,9 +123,13 @@ struct sub {
 	size_t nlinks;
 	struct sub_link *links;
 	struct answer_slot *answer; /* NULL until it performs an action that is answered */
-	size_t cost;       /* its share of the subscription budgets (sub_cost in session.c) */
-	struct held *held; /* restored, waiting for its history command (ext.c) */
-	bool ext;          /* of an ext connection: counted in its routes' n_ext */
+	size_t cost;         /* its share of the subscription budgets (sub_cost in session.c) */
+	struct held *held;   /* restored, waiting for its history command (ext.c) */
+	bool ext;            /* of an ext connection: counted in its routes' n_ext */
+	struct room *room;   /* room.c; NULL unless the channel has presence or whisper */
+	uint32_t room_slot;  /* index in room->subs */
+	bool joined;         /* present in the room's presence (as presence_id) */
+	bool presence_aware; /* used a presence command: presence frames go to it */
 };
 
 /* How many connections share a key (a client address or a user). */
@@ -189,6 +193,9 @@ struct session {
 	bool rx_binary;
 	bool rx_overflow;
 	bool paused;
+	bool dropped;         /* session_closed runs: presence lingers for the TTL (room.c) */
+	float whisper_tokens; /* whisper token bucket (room.c) */
+	long long whisper_ms; /* its last refill, ms; 0 = full */
 	char sid[CABLE_SID_LEN + 1];
 	char peer[48]; /* the client's address as text (INET6_ADDRSTRLEN is 46) */
 };
@@ -241,6 +248,9 @@ struct gw_stats {
 	uint64_t acks, refusals, replies; /* answers sent to performing browsers */
 	uint64_t replies_unclaimed;       /* device replies for no (longer) subscribed token */
 	uint64_t subscriptions;           /* current */
+	uint64_t presence_joins, presence_leaves, presence_refused; /* room.c */
+	uint64_t whispers, whispers_disabled, whispers_too_large, whispers_rate_limited;
+	uint64_t watchers_published;
 	/* Broker receipt -> frames queued on every receiver, in seconds. */
 	uint64_t latency_count, latency_bucket[LATENCY_BUCKETS];
 	double latency_sum;
@@ -312,6 +322,15 @@ struct gw {
 	struct session **expiring;
 	size_t nexpiring, expiring_cap;
 	lws_sorted_usec_list_t expiry_sul;
+	/* Presence and whisper (room.c). */
+	struct room *rooms;              /* by key */
+	struct cable_presence *presence; /* NULL until the first presence channel is used */
+	size_t presence_members;         /* records over every room */
+	lws_sorted_usec_list_t presence_sul;
+	lws_sorted_usec_list_t mirror_sul;
+	struct room *mirror_queue; /* rooms whose watcher count waits to be published */
+	uint64_t whispers_unlogged;
+	long long whisper_logged_at;
 	struct gw_stats stats;
 	struct state_client state;
 	struct ext_gw *ext;     /* history, epoch, restorable sessions (ext.c) */
@@ -403,6 +422,15 @@ size_t ext_metrics(struct gw *gw, char *buf, size_t len);
 
 /* session.c, for ext.c */
 struct sub *sub_create(struct session *s, const char *id, size_t len, struct cable_error *err);
+
+/* room.c */
+struct room;
+int room_attach(struct gw *gw, struct sub *sub);
+void room_detach(struct gw *gw, struct sub *sub, bool dropped);
+int room_rebind(struct gw *gw, struct sub *sub);
+struct cable_cmd;
+void room_command(struct session *s, struct sub *sub, const struct cable_cmd *cmd);
+void room_release(struct gw *gw);
 
 /* fanout.c */
 struct route *route_keep(struct gw *gw, const char *filter);

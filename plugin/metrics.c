@@ -105,6 +105,30 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	       st->replies_unclaimed);
 	metric(&o, "slow_disconnects_total", "counter", "Connections closed as too slow.",
 	       st->too_slow);
+	metric(&o, "presence_members", "gauge",
+	       "Users present, over every presence room (lingering ones included).",
+	       gw->presence_members);
+	metric(&o, "presence_joins_total", "counter", "Presence joins announced.",
+	       st->presence_joins);
+	metric(&o, "presence_leaves_total", "counter",
+	       "Presence leaves announced (explicit, unsubscribe, or after the TTL).",
+	       st->presence_leaves);
+	metric(&o, "presence_errors_total", "counter",
+	       "Presence commands answered with an error (foreign id, info too large, presence "
+	       "off).",
+	       st->presence_refused);
+	metric(&o, "watchers_published_total", "counter",
+	       "Watcher counts published to MQTT (channel presence.watchers_topic).",
+	       st->watchers_published);
+	metric(&o, "whispers_total", "counter", "Whispers relayed.", st->whispers);
+	put(&o,
+	    "# HELP cable_whispers_dropped_total Whispers dropped, by reason.\n"
+	    "# TYPE cable_whispers_dropped_total counter\n"
+	    "cable_whispers_dropped_total{reason=\"rate\"} %llu\n"
+	    "cable_whispers_dropped_total{reason=\"size\"} %llu\n"
+	    "cable_whispers_dropped_total{reason=\"disabled\"} %llu\n",
+	    (unsigned long long)st->whispers_rate_limited,
+	    (unsigned long long)st->whispers_too_large, (unsigned long long)st->whispers_disabled);
 	metric(&o, "queue_to_gateway", "gauge", "Messages waiting for the gateway thread.", to_gw);
 	metric(&o, "queue_to_gateway_dropped_total", "counter",
 	       "Messages for browsers dropped because the gateway queue was full.", to_gw_dropped);

@@ -680,6 +680,8 @@ bool sub_may_read(struct gw *gw, struct sub *sub, const struct cable_msg *m)
 static void sub_free(struct gw *gw, struct sub *sub)
 {
 	ext_sub_gone(gw, sub);
+	/* Unsubscribe implies leave; a dropped connection's user lingers for the TTL. */
+	room_detach(gw, sub, sub->session->dropped);
 	sub_unlink_streams(gw, sub);
 	answer_forget(gw, sub);
 	cable_binding_free(sub->binding);
@@ -790,6 +792,11 @@ struct sub *sub_create(struct session *s, const char *id, size_t len, struct cab
 		free(sub);
 		goto nomem;
 	}
+	if (room_attach(s->gw, sub) != CABLE_OK) {
+		sub_free(s->gw, sub); /* the binding with it */
+		b = NULL;
+		goto nomem;
+	}
 	GW_HASH_ADD(s->subs, sub->ident->raw, sub->ident->raw_len, sub, added);
 	if (!added) {
 		sub_free(s->gw, sub); /* the binding with it */
@@ -842,6 +849,7 @@ static void do_subscribe(struct session *s, const struct cable_cmd *cmd)
 	state_replay(s, sub, plan); /* last values, before any live message (state.c) */
 	if (plan)
 		ext_history_send(s, sub, plan, false);
+	room_command(s, sub, cmd); /* a "presence" to re-join with, after the history */
 }
 
 static void do_unsubscribe(struct session *s, const struct cable_cmd *cmd)
@@ -881,7 +889,8 @@ void session_rebind_all(struct gw *gw)
 				sub->acl_each = each;
 				free(sub->acl_topic); /* cached answers were for the old rules */
 				sub->acl_topic = NULL;
-				if (sub_link_streams(gw, sub) == CABLE_OK)
+				if (sub_link_streams(gw, sub) == CABLE_OK &&
+				    room_rebind(gw, sub) == CABLE_OK)
 					continue;
 				cable_error_set(&err, CABLE_ENOMEM, "out of memory");
 			} else {
@@ -980,6 +989,22 @@ done:
 	cable_perform_info_release(&info);
 }
 
+/* AnyCable's presence and whisper commands, on any connection (room.c). */
+static void do_room_command(struct session *s, const struct cable_cmd *cmd)
+{
+	struct sub *sub;
+
+	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
+	if (sub == NULL) {
+		gw_log(s->gw, MOSQ_LOG_INFO,
+		       "connection %s (user %s): %.*s for an identifier it is not subscribed to; "
+		       "ignored",
+		       s->sid, s->who.user, (int)cmd->command_len, cmd->command);
+		return;
+	}
+	room_command(s, sub, cmd);
+}
+
 static void handle_command(struct session *s, const char *buf, size_t len)
 {
 	struct cable_error err = {0};
@@ -1008,6 +1033,12 @@ static void handle_command(struct session *s, const char *buf, size_t len)
 			goto unknown; /* the plain protocol has neither */
 		if (cmd.kind == CABLE_CMD_HISTORY)
 			ext_history(s, &cmd);
+		break;
+	case CABLE_CMD_JOIN:
+	case CABLE_CMD_LEAVE:
+	case CABLE_CMD_PRESENCE:
+	case CABLE_CMD_WHISPER:
+		do_room_command(s, &cmd);
 		break;
 	case CABLE_CMD_UNKNOWN:
 	unknown:
@@ -1158,6 +1189,7 @@ void session_closed(struct session *s)
 
 	if (gw == NULL)
 		return; /* never opened (a refused handshake) */
+	s->dropped = true;
 	if (s->ext)
 		ext_detach(s); /* before its subscriptions go: a restore needs them */
 	HASH_ITER(hh, s->subs, sub, tmp)

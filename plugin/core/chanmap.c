@@ -108,6 +108,10 @@ struct channel {
 	bool last_value;          /* replay retained values on subscribe (default true) */
 	struct action *actions;
 	size_t nactions;
+	bool presence, whisper;
+	struct cable_presence_config presence_cfg; /* watchers_topic unused: see watchers */
+	struct template watchers;                  /* nlevels == 0: no watcher-count mirror */
+	struct cable_whisper_config whisper_cfg;
 };
 
 struct cable_chanmap {
@@ -137,6 +141,9 @@ struct cable_binding {
 	size_t nactions;
 	char *user; /* NULL without a principal */
 	char *sid;  /* NULL when none was given */
+	bool presence, whisper;
+	struct cable_presence_config presence_cfg; /* watchers_topic: owned, expanded */
+	struct cable_whisper_config whisper_cfg;
 };
 
 /* A param value during bind: points into the identifier's JSON, or into `num`. */
@@ -836,12 +843,89 @@ static int load_actions(struct channel *ch, json_t *actions, struct cable_error 
 	return CABLE_OK;
 }
 
+/*
+ * "presence": true | false | {"ttl", "info_max_bytes", "watchers_topic"}. Loaded after the
+ * params, so the watchers topic can use them.
+ */
+static int load_presence(struct channel *ch, json_t *v, struct cable_error *err)
+{
+	static const char *const keys[] = {"ttl", "info_max_bytes", "watchers_topic", NULL};
+	char where[CABLE_ERROR_TEXT_MAX];
+	json_int_t ttl = CABLE_PRESENCE_TTL_DEFAULT, info = CABLE_PRESENCE_INFO_MAX_DEFAULT;
+	json_t *topic;
+	int rc;
+
+	snprintf(where, sizeof(where), "channels.%s.presence", ch->name);
+	ch->presence_cfg.ttl = (unsigned)ttl;
+	ch->presence_cfg.info_max = (size_t)info;
+	if (v == NULL || json_is_boolean(v)) {
+		ch->presence = json_is_true(v);
+		return CABLE_OK;
+	}
+	if (!json_is_object(v))
+		return cable_error_set(err, CABLE_EINVAL, "%s: must be true, false or an object",
+		                       where);
+	if ((rc = check_keys(v, keys, where, err)) ||
+	    (rc = get_int(v, "ttl", 0, 3600, &ttl, where, err)) ||
+	    (rc = get_int(v, "info_max_bytes", 2, 65536, &info, where, err)))
+		return rc;
+	ch->presence = true;
+	ch->presence_cfg.ttl = (unsigned)ttl;
+	ch->presence_cfg.info_max = (size_t)info;
+	topic = json_object_get(v, "watchers_topic");
+	if (topic == NULL)
+		return CABLE_OK;
+	{
+		char twhere[CABLE_ERROR_TEXT_MAX + sizeof(".watchers_topic")];
+
+		snprintf(twhere, sizeof(twhere), "%s.watchers_topic", where);
+		if (ch->generic)
+			return cable_error_set(err, CABLE_EINVAL,
+			                       "%s: a generic channel has no watchers topic",
+			                       twhere);
+		if (!json_is_string(topic))
+			return cable_error_set(err, CABLE_EINVAL, "%s: must be a string", twhere);
+		rc = template_parse(&ch->watchers, ch, json_string_value(topic), twhere, err);
+		if (rc == CABLE_OK)
+			rc = template_check(&ch->watchers, true, twhere, err);
+	}
+	return rc;
+}
+
+/* "whisper": true | false | {"rate", "burst", "max_bytes"}. */
+static int load_whisper(struct channel *ch, json_t *v, struct cable_error *err)
+{
+	static const char *const keys[] = {"rate", "burst", "max_bytes", NULL};
+	char where[CABLE_ERROR_TEXT_MAX];
+	json_int_t rate = CABLE_WHISPER_RATE_DEFAULT, burst = CABLE_WHISPER_BURST_DEFAULT,
+	           max = CABLE_WHISPER_MAX_BYTES_DEFAULT;
+	int rc;
+
+	snprintf(where, sizeof(where), "channels.%s.whisper", ch->name);
+	if (v != NULL && !json_is_boolean(v)) {
+		if (!json_is_object(v))
+			return cable_error_set(err, CABLE_EINVAL,
+			                       "%s: must be true, false or an object", where);
+		if ((rc = check_keys(v, keys, where, err)) ||
+		    (rc = get_int(v, "rate", 1, 10000, &rate, where, err)) ||
+		    (rc = get_int(v, "burst", 1, 10000, &burst, where, err)) ||
+		    (rc = get_int(v, "max_bytes", 2, 1024 * 1024, &max, where, err)))
+			return rc;
+	}
+	ch->whisper = v != NULL && !json_is_false(v);
+	ch->whisper_cfg.rate = (unsigned)rate;
+	ch->whisper_cfg.burst = (unsigned)burst;
+	ch->whisper_cfg.max_bytes = (size_t)max;
+	return CABLE_OK;
+}
+
 static int load_channel(struct channel *ch, const char *name, json_t *spec, struct cable_error *err)
 {
-	static const char *const keys[] = {"generic", "params", "streams",    "deliver",
-	                                   "actions", "answer", "last_value", NULL};
-	static const char *const generic_keys[] = {"generic", "deliver",    "actions",
-	                                           "answer",  "last_value", NULL};
+	static const char *const keys[] = {"generic",    "params", "streams",  "deliver",
+	                                   "actions",    "answer", "presence", "whisper",
+	                                   "last_value", NULL};
+	static const char *const generic_keys[] = {"generic",  "deliver", "actions",    "answer",
+	                                           "presence", "whisper", "last_value", NULL};
 	char where[CABLE_ERROR_TEXT_MAX];
 	json_t *deliver;
 	int rc;
@@ -878,7 +962,9 @@ static int load_channel(struct channel *ch, const char *name, json_t *spec, stru
 	if ((rc = get_answer(spec, &ch->answer, where, err)) ||
 	    (rc = load_params(ch, json_object_get(spec, "params"), err)) ||
 	    (rc = load_streams(ch, json_object_get(spec, "streams"), err)) ||
-	    (rc = load_actions(ch, json_object_get(spec, "actions"), err)))
+	    (rc = load_actions(ch, json_object_get(spec, "actions"), err)) ||
+	    (rc = load_presence(ch, json_object_get(spec, "presence"), err)) ||
+	    (rc = load_whisper(ch, json_object_get(spec, "whisper"), err)))
 		return rc;
 	return CABLE_OK;
 }
@@ -961,6 +1047,7 @@ void cable_chanmap_free(struct cable_chanmap *map)
 			template_release(&ch->actions[j].topic);
 		}
 		free(ch->actions);
+		template_release(&ch->watchers);
 		free(ch->name);
 	}
 	free(map->channels);
@@ -1168,6 +1255,19 @@ static int bind_templates(const struct channel *ch, json_t *root, const char *us
 			                     "topic",
 			                     ch->name, ch->actions[i].name);
 	}
+	if (rc == CABLE_OK && ch->watchers.nlevels) {
+		char *t = NULL;
+
+		rc = expand(&ch->watchers, vals, user, ulen, &t);
+		b->presence_cfg.watchers_topic = t;
+		if (rc == CABLE_ENOMEM)
+			nomem(err);
+		else if (rc != CABLE_OK || !publish_topic_ok(t, strlen(t)))
+			rc = cable_error_set(err, CABLE_EINVAL,
+			                     "channels.%s.presence.watchers_topic: expands to an "
+			                     "invalid topic",
+			                     ch->name);
+	}
 	free(vals);
 	return rc;
 }
@@ -1220,6 +1320,11 @@ int cable_chanmap_bind(const struct cable_chanmap *map, const char *identifier, 
 	b->deliver = ch->deliver;
 	b->answer = ch->answer;
 	b->last_value = ch->last_value;
+	b->presence = ch->presence;
+	b->presence_cfg = ch->presence_cfg;
+	b->presence_cfg.watchers_topic = NULL; /* expanded in bind_templates */
+	b->whisper = ch->whisper;
+	b->whisper_cfg = ch->whisper_cfg;
 	b->channel = dup_mem(ch->name, strlen(ch->name));
 	b->streams = calloc(ch->nstreams + 1, sizeof(*b->streams));
 	b->actions = calloc(ch->nactions + 1, sizeof(*b->actions));
@@ -1298,6 +1403,7 @@ void cable_binding_free(struct cable_binding *b)
 		free(b->actions[i].topic);
 	}
 	free(b->actions);
+	free((char *)b->presence_cfg.watchers_topic);
 	free(b->channel);
 	free(b->user);
 	free(b->sid);
@@ -1317,6 +1423,16 @@ size_t cable_binding_stream_count(const struct cable_binding *b)
 const char *cable_binding_stream(const struct cable_binding *b, size_t i)
 {
 	return i < b->nstreams ? b->streams[i] : NULL;
+}
+
+const struct cable_presence_config *cable_binding_presence(const struct cable_binding *b)
+{
+	return b->presence ? &b->presence_cfg : NULL;
+}
+
+const struct cable_whisper_config *cable_binding_whisper(const struct cable_binding *b)
+{
+	return b->whisper ? &b->whisper_cfg : NULL;
 }
 
 enum cable_deliver cable_binding_deliver(const struct cable_binding *b)

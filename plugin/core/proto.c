@@ -405,6 +405,14 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 		cmd.kind = CABLE_CMD_HISTORY;
 	else if (bytes_eq(cmd.command, cmd.command_len, "pong"))
 		cmd.kind = CABLE_CMD_PONG;
+	else if (bytes_eq(cmd.command, cmd.command_len, "join"))
+		cmd.kind = CABLE_CMD_JOIN;
+	else if (bytes_eq(cmd.command, cmd.command_len, "leave"))
+		cmd.kind = CABLE_CMD_LEAVE;
+	else if (bytes_eq(cmd.command, cmd.command_len, "presence"))
+		cmd.kind = CABLE_CMD_PRESENCE;
+	else if (bytes_eq(cmd.command, cmd.command_len, "whisper"))
+		cmd.kind = CABLE_CMD_WHISPER;
 	else
 		cmd.kind = CABLE_CMD_UNKNOWN;
 
@@ -437,6 +445,17 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 	if (cmd.kind == CABLE_CMD_SUBSCRIBE || cmd.kind == CABLE_CMD_HISTORY) {
 		v = json_object_get(root, "history");
 		cmd.history = json_is_object(v) ? v : NULL;
+	}
+	/* AnyCable's presence and whisper (a subscribe may carry a presence to re-join). */
+	v = json_object_get(root, "presence");
+	if (json_is_object(v) && (cmd.kind == CABLE_CMD_SUBSCRIBE || cmd.kind == CABLE_CMD_JOIN))
+		cmd.presence = v;
+	v = json_object_get(root, "data");
+	if (cmd.kind == CABLE_CMD_WHISPER || cmd.kind == CABLE_CMD_PRESENCE)
+		cmd.value = v;
+	if (cmd.kind == CABLE_CMD_WHISPER && v == NULL) {
+		rc = decode_field_error(err, "data", "is missing");
+		goto fail;
 	}
 done:
 	cmd.root = root;
@@ -814,6 +833,22 @@ struct cable_frame *cable_proto_message_ext(const char *id_json, size_t id_json_
 
 	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0) ||
 	    stream == NULL || epoch == NULL)
+		return NULL;
+	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
+}
+
+struct cable_frame *cable_proto_presence(const char *id_json, size_t id_json_len,
+                                         const char *value_json, size_t value_json_len)
+{
+	const struct piece pc[] = {
+	        RAW("{\"type\":\"presence\",\"identifier\":"),
+	        {PIECE_RAW, id_json, id_json_len},
+	        RAW(",\"message\":"),
+	        {PIECE_RAW, value_json, value_json_len},
+	        RAW("}"),
+	};
+
+	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0))
 		return NULL;
 	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
 }

@@ -37,7 +37,8 @@ static const char MAP[] =
         "\"deliver\":\"message\",\"answer\":\"refusals\",\"actions\":{\"speak\":{\"topic\":"
         "\"actuators/{id}/cmd\",\"payload\":\"identity\",\"qos\":0,\"retain\":false},"
         "\"status\":{\"topic\":\"actuators/{id}/cmd\",\"payload\":\"identity\","
-        "\"request\":true,\"answer\":\"all\"}}},"
+        "\"request\":true,\"answer\":\"all\"}},\"presence\":{\"ttl\":5,"
+        "\"watchers_topic\":\"actuators/{id}/watchers\"},\"whisper\":true},"
         "\"SensorChannel\":{\"params\":{\"site\":{\"type\":\"string\","
         "\"pattern\":\"^[a-z0-9][a-z0-9-]{0,31}$\"}},\"streams\":[\"sites/{site}/sensors/#\"],"
         "\"deliver\":\"envelope\"},"
@@ -48,7 +49,8 @@ static const char MAP[] =
         "\"names/{name}/{n}\",\"payload\":\"message\",\"retain\":true},\"hello\":{\"topic\":"
         "\"hello/{name}\",\"payload\":\"identity\",\"with_sid\":true}}},"
         "\"InboxChannel\":{\"streams\":[\"users/{user}/inbox\"],\"actions\":{\"send\":"
-        "{\"topic\":\"users/{user}/outbox\",\"payload\":\"data\"}}},"
+        "{\"topic\":\"users/{user}/outbox\",\"payload\":\"data\"}},\"presence\":{"
+        "\"watchers_topic\":\"users/{user}/watchers\"}},"
         "\"TopicChannel\":{\"generic\":true,\"actions\":{\"publish\":{\"qos\":1}}}"
         "}}";
 
@@ -58,16 +60,18 @@ struct expect {
 	const char *channel;
 	const char *streams[3];
 	const char *actions[3];
+	const char *watchers; /* presence.watchers_topic, NULL for none */
 };
 
 static const struct expect EXPECT[] = {
         {"ActuatorChannel",
          {"actuators/{}/state", "actuators/{}/cmd"},
-         {"actuators/{}/cmd", "actuators/{}/cmd"}},
-        {"SensorChannel", {"sites/{}/sensors/#"}, {NULL}},
-        {"BenchmarkChannel", {"bench/all"}, {"bench/all"}},
-        {"NameChannel", {"+/{}/x/{}/#", "{}"}, {"names/{}/{}", "hello/{}"}},
-        {"InboxChannel", {"users/{}/inbox"}, {"users/{}/outbox"}},
+         {"actuators/{}/cmd", "actuators/{}/cmd"},
+         "actuators/{}/watchers"},
+        {"SensorChannel", {"sites/{}/sensors/#"}, {NULL}, NULL},
+        {"BenchmarkChannel", {"bench/all"}, {"bench/all"}, NULL},
+        {"NameChannel", {"+/{}/x/{}/#", "{}"}, {"names/{}/{}", "hello/{}"}, NULL},
+        {"InboxChannel", {"users/{}/inbox"}, {"users/{}/outbox"}, "users/{}/watchers"},
 };
 
 /* Does `topic` follow `tmpl` level by level: literal levels equal, each "{}" one clean
@@ -126,6 +130,15 @@ static void check_binding(const struct cable_binding *b, const struct expect *e)
 	else
 		CHECK(n == 1); /* the generic channel */
 	CHECK(cable_binding_stream(b, n) == NULL);
+	/* The watcher-count topic is published to by the plugin: a clean name, its template. */
+	s = cable_binding_presence(b) ? cable_binding_presence(b)->watchers_topic : NULL;
+	CHECK((s != NULL) == (e != NULL && e->watchers != NULL));
+	if (s != NULL) {
+		CHECK(cable_topic_name_valid(s, strlen(s)) && s[0] != '$');
+		CHECK(follows(s, e->watchers));
+	}
+	CHECK((cable_binding_whisper(b) != NULL) ==
+	      (e != NULL && strcmp(e->channel, "ActuatorChannel") == 0));
 }
 
 static void check_publish(const struct cable_binding *b, const struct expect *e,

@@ -48,6 +48,11 @@ static void exercise_map(const struct cable_chanmap *map)
 			CHECK(b == NULL);
 			continue;
 		}
+		if (cable_binding_presence(b) && cable_binding_presence(b)->watchers_topic) {
+			const char *w = cable_binding_presence(b)->watchers_topic;
+
+			CHECK(cable_topic_name_valid(w, strlen(w)) && w[0] != '$');
+		}
 		n = cable_binding_stream_count(b);
 		for (j = 0; j < n; j++) {
 			const char *s = cable_binding_stream(b, j);

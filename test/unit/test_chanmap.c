@@ -1031,9 +1031,112 @@ static void test_answer_info(void)
 	cable_chanmap_free(map);
 }
 
-TEST_MAIN(TEST(test_load_ok), TEST(test_load_example_file), TEST(test_load_bad_json),
-          TEST(test_load_template_errors), TEST(test_load_level_limit),
-          TEST(test_load_param_errors), TEST(test_load_pattern_limits),
+/* presence and whisper: defaults, settings, the watchers topic bound per subscription. */
+static void test_presence_whisper(void)
+{
+	struct cable_chanmap *map =
+	        load(q("{'channels': {"
+	               " 'D': {'params': {'id': {'type': 'integer'}}, 'streams': ['d/{id}'],"
+	               "       'presence': {'ttl': 0, 'info_max_bytes': 2,"
+	               "                    'watchers_topic': 'd/{id}/watchers/{user}'},"
+	               "       'whisper': {'rate': 3, 'burst': 7, 'max_bytes': 9}},"
+	               " 'T': {'streams': ['t'], 'presence': true, 'whisper': true},"
+	               " 'F': {'streams': ['f'], 'presence': false, 'whisper': false},"
+	               " 'N': {'streams': ['n']},"
+	               " 'G': {'generic': true, 'presence': true, 'whisper': {'rate': 1}}}}"));
+	struct cable_principal who = {.user = "alice"};
+	const struct cable_presence_config *pc;
+	const struct cable_whisper_config *wc;
+	struct cable_error err = {0};
+	struct cable_binding *b = NULL;
+	const char *id;
+
+	id = q("{'channel': 'D', 'id': 7}");
+	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, NULL, &b, &err));
+	pc = cable_binding_presence(b);
+	wc = cable_binding_whisper(b);
+	ASSERT_NOT_NULL(pc);
+	ASSERT_NOT_NULL(wc);
+	ASSERT_EQ(pc->ttl, 0);
+	ASSERT_EQ(pc->info_max, 2);
+	ASSERT_STR_EQ(pc->watchers_topic, "d/7/watchers/alice");
+	ASSERT_EQ(wc->rate, 3);
+	ASSERT_EQ(wc->burst, 7);
+	ASSERT_EQ(wc->max_bytes, 9);
+	cable_binding_free(b);
+	/* A user that is not a valid level cannot make the watchers topic: refused. */
+	who.user = "al/ice";
+	b = NULL;
+	ASSERT_EQ(cable_chanmap_bind(map, id, strlen(id), &who, NULL, &b, &err), CABLE_EINVAL);
+	ASSERT_NULL(b);
+	who.user = "alice";
+
+	id = q("{'channel': 'T'}");
+	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, NULL, &b, &err));
+	pc = cable_binding_presence(b);
+	ASSERT_EQ(pc->ttl, CABLE_PRESENCE_TTL_DEFAULT);
+	ASSERT_EQ(pc->info_max, CABLE_PRESENCE_INFO_MAX_DEFAULT);
+	ASSERT_NULL(pc->watchers_topic);
+	ASSERT_EQ(cable_binding_whisper(b)->rate, CABLE_WHISPER_RATE_DEFAULT);
+	ASSERT_EQ(cable_binding_whisper(b)->burst, CABLE_WHISPER_BURST_DEFAULT);
+	ASSERT_EQ(cable_binding_whisper(b)->max_bytes, CABLE_WHISPER_MAX_BYTES_DEFAULT);
+	cable_binding_free(b);
+
+	id = q("{'channel': 'F'}");
+	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, NULL, &b, &err));
+	ASSERT_NULL(cable_binding_presence(b));
+	ASSERT_NULL(cable_binding_whisper(b));
+	cable_binding_free(b);
+	id = q("{'channel': 'N'}");
+	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, NULL, &b, &err));
+	ASSERT_NULL(cable_binding_presence(b));
+	ASSERT_NULL(cable_binding_whisper(b));
+	cable_binding_free(b);
+
+	id = q("{'channel': 'G', 'topic': 'a/+'}");
+	ASSERT_OK(cable_chanmap_bind(map, id, strlen(id), &who, NULL, &b, &err));
+	ASSERT_NOT_NULL(cable_binding_presence(b));
+	ASSERT_EQ(cable_binding_whisper(b)->rate, 1);
+	ASSERT_EQ(cable_binding_whisper(b)->burst, CABLE_WHISPER_BURST_DEFAULT);
+	cable_binding_free(b);
+	cable_chanmap_free(map);
+}
+
+static void test_presence_whisper_load_errors(void)
+{
+	load_fails(q("{'channels': {'C': {'presence': 1}}}"),
+	           "channels.C.presence: must be true, false or an object");
+	load_fails(q("{'channels': {'C': {'presence': {'tll': 5}}}}"),
+	           "channels.C.presence: unknown key \"tll\"");
+	load_fails(q("{'channels': {'C': {'presence': {'ttl': -1}}}}"),
+	           "channels.C.presence.ttl: must be an integer from 0 to 3600");
+	load_fails(q("{'channels': {'C': {'presence': {'ttl': 3601}}}}"), "presence.ttl");
+	load_fails(q("{'channels': {'C': {'presence': {'info_max_bytes': 1}}}}"),
+	           "presence.info_max_bytes: must be an integer from 2 to 65536");
+	load_fails(q("{'channels': {'C': {'presence': {'watchers_topic': 5}}}}"),
+	           "channels.C.presence.watchers_topic: must be a string");
+	load_fails(q("{'channels': {'C': {'presence': {'watchers_topic': 'w/#'}}}}"),
+	           "channels.C.presence.watchers_topic: an action topic may not contain wildcards");
+	load_fails(q("{'channels': {'C': {'presence': {'watchers_topic': '$SYS/w'}}}}"),
+	           "may not start with '$'");
+	load_fails(q("{'channels': {'C': {'presence': {'watchers_topic': 'w/{nope}'}}}}"),
+	           "placeholder {nope} is not a declared param");
+	load_fails(q("{'channels': {'G': {'generic': true,"
+	             " 'presence': {'watchers_topic': 'w'}}}}"),
+	           "a generic channel has no watchers topic");
+	load_fails(q("{'channels': {'C': {'whisper': 'yes'}}}"),
+	           "channels.C.whisper: must be true, false or an object");
+	load_fails(q("{'channels': {'C': {'whisper': {'rate': 0}}}}"),
+	           "channels.C.whisper.rate: must be an integer from 1 to 10000");
+	load_fails(q("{'channels': {'C': {'whisper': {'burst': 10001}}}}"), "whisper.burst");
+	load_fails(q("{'channels': {'C': {'whisper': {'max_bytes': 1}}}}"), "whisper.max_bytes");
+	load_fails(q("{'channels': {'C': {'whisper': {'size': 1}}}}"),
+	           "channels.C.whisper: unknown key \"size\"");
+}
+
+TEST_MAIN(TEST(test_presence_whisper), TEST(test_presence_whisper_load_errors), TEST(test_load_ok),
+          TEST(test_load_example_file), TEST(test_load_bad_json), TEST(test_load_template_errors),
+          TEST(test_load_level_limit), TEST(test_load_param_errors), TEST(test_load_pattern_limits),
           TEST(test_load_channel_errors), TEST(test_bind_actuator), TEST(test_bind_integer_refused),
           TEST(test_bind_injection_refused), TEST(test_bind_identifier_errors),
           TEST(test_bind_user), TEST(test_bind_claims), TEST(test_bind_generic),

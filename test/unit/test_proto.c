@@ -157,7 +157,7 @@ static void test_decode_unknown_command(void)
 	cable_cmd_release(&cmd);
 
 	/* The identifier rules are for known commands only. */
-	ASSERT_OK(decode("{\"command\":\"whisper\",\"identifier\":7,\"data\":{}}", &cmd, NULL));
+	ASSERT_OK(decode("{\"command\":\"shout\",\"identifier\":7,\"data\":{}}", &cmd, NULL));
 	ASSERT_EQ(cmd.kind, CABLE_CMD_UNKNOWN);
 	ASSERT_NULL(cmd.identifier);
 	ASSERT_NULL(cmd.data);
@@ -174,6 +174,66 @@ static void test_decode_unknown_command(void)
 	ASSERT_EQ(cmd.kind, CABLE_CMD_UNKNOWN);
 	ASSERT_EQ(cmd.command_len, 0);
 	cable_cmd_release(&cmd);
+}
+
+/* AnyCable's presence and whisper commands (docs/protocol.md). */
+static void test_decode_presence_whisper(void)
+{
+	struct cable_cmd cmd;
+
+	ASSERT_OK(decode("{\"command\":\"join\",\"identifier\":\"i\",\"presence\":{\"id\":\"7\","
+	                 "\"info\":{\"name\":\"Ann\"}}}",
+	                 &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_JOIN);
+	ASSERT(json_is_object(cmd.presence));
+	ASSERT_NULL(cmd.value);
+	cable_cmd_release(&cmd);
+	/* A join without a presence object is still a join (the id is the user's anyway). */
+	ASSERT_OK(decode("{\"command\":\"join\",\"identifier\":\"i\",\"presence\":7}", &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_JOIN);
+	ASSERT_NULL(cmd.presence);
+	cable_cmd_release(&cmd);
+	ASSERT_OK(decode("{\"command\":\"leave\",\"identifier\":\"i\"}", &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_LEAVE);
+	cable_cmd_release(&cmd);
+	ASSERT_OK(
+	        decode("{\"command\":\"presence\",\"identifier\":\"i\",\"data\":{}}", &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_PRESENCE);
+	ASSERT(json_is_object(cmd.value));
+	cable_cmd_release(&cmd);
+	ASSERT_OK(decode("{\"command\":\"presence\",\"identifier\":\"i\"}", &cmd, NULL));
+	ASSERT_NULL(cmd.value);
+	cable_cmd_release(&cmd);
+	/* Whisper data is raw JSON, of any type. */
+	ASSERT_OK(decode("{\"command\":\"whisper\",\"identifier\":\"i\",\"data\":[1,\"x\"]}", &cmd,
+	                 NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_WHISPER);
+	ASSERT(json_is_array(cmd.value));
+	ASSERT_NULL(cmd.data);
+	cable_cmd_release(&cmd);
+	ASSERT_EQ(decode("{\"command\":\"whisper\",\"identifier\":\"i\"}", &cmd, NULL),
+	          CABLE_EPROTO);
+	ASSERT_EQ(decode("{\"command\":\"join\",\"identifier\":7}", &cmd, NULL), CABLE_EPROTO);
+	ASSERT_EQ(decode("{\"command\":\"leave\",\"identifier\":\"\"}", &cmd, NULL), CABLE_EPROTO);
+	/* A subscribe may carry the presence to re-join with. */
+	ASSERT_OK(decode(
+	        "{\"command\":\"subscribe\",\"identifier\":\"i\",\"presence\":{\"id\":\"7\"}}",
+	        &cmd, NULL));
+	ASSERT_EQ(cmd.kind, CABLE_CMD_SUBSCRIBE);
+	ASSERT(json_is_object(cmd.presence));
+	cable_cmd_release(&cmd);
+}
+
+static void test_encode_presence(void)
+{
+	struct cable_frame *f =
+	        cable_proto_presence("\"i\"", 3, "{\"type\":\"leave\",\"id\":\"u\"}", 25);
+
+	ASSERT_NOT_NULL(f);
+	ASSERT_STR_EQ(cable_frame_data(f),
+	              "{\"type\":\"presence\",\"identifier\":\"i\",\"message\":{\"type\":\"leave\","
+	              "\"id\":\"u\"}}");
+	cable_frame_unref(f);
 }
 
 static void test_decode_identifier_unicode_and_escapes(void)
@@ -729,7 +789,8 @@ static void test_ext_frames(void)
 	ASSERT_FALSE(cable_proto_sid_valid(NULL, 0));
 }
 
-TEST_MAIN(TEST(test_ext_commands), TEST(test_ext_frames), TEST(test_decode_subscribe),
+TEST_MAIN(TEST(test_decode_presence_whisper), TEST(test_encode_presence), TEST(test_ext_commands),
+          TEST(test_ext_frames), TEST(test_decode_subscribe),
           TEST(test_decode_unsubscribe_and_message), TEST(test_decode_unknown_command),
           TEST(test_decode_identifier_unicode_and_escapes), TEST(test_decode_uses_length_not_nul),
           TEST(test_decode_errors), TEST(test_decode_error_text_is_printable), TEST(test_welcome),
