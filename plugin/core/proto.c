@@ -800,11 +800,14 @@ int cable_proto_envelope_value(const char *topic, size_t topic_len, const char *
 	return rc;
 }
 
-struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
-                                        const char *value_json, size_t value_json_len)
+/* {<head>"identifier":<id_json>,"message":<value_json>}; head is "" or "\"type\":…," */
+static struct cable_frame *identified(struct piece head, const char *id_json, size_t id_json_len,
+                                      const char *value_json, size_t value_json_len)
 {
 	const struct piece pc[] = {
-	        RAW("{\"identifier\":"),
+	        RAW("{"),
+	        head,
+	        RAW("\"identifier\":"),
 	        {PIECE_RAW, id_json, id_json_len},
 	        RAW(",\"message\":"),
 	        {PIECE_RAW, value_json, value_json_len},
@@ -814,6 +817,12 @@ struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
 	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0))
 		return NULL;
 	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
+}
+
+struct cable_frame *cable_proto_message(const char *id_json, size_t id_json_len,
+                                        const char *value_json, size_t value_json_len)
+{
+	return identified(RAW(""), id_json, id_json_len, value_json, value_json_len);
 }
 
 struct cable_frame *cable_proto_message_ext(const char *id_json, size_t id_json_len,
@@ -840,17 +849,8 @@ struct cable_frame *cable_proto_message_ext(const char *id_json, size_t id_json_
 struct cable_frame *cable_proto_presence(const char *id_json, size_t id_json_len,
                                          const char *value_json, size_t value_json_len)
 {
-	const struct piece pc[] = {
-	        RAW("{\"type\":\"presence\",\"identifier\":"),
-	        {PIECE_RAW, id_json, id_json_len},
-	        RAW(",\"message\":"),
-	        {PIECE_RAW, value_json, value_json_len},
-	        RAW("}"),
-	};
-
-	if ((id_json == NULL && id_json_len > 0) || (value_json == NULL && value_json_len > 0))
-		return NULL;
-	return frame_from_pieces(pc, CABLE_ARRAY_LEN(pc));
+	return identified(RAW("\"type\":\"presence\","), id_json, id_json_len, value_json,
+	                  value_json_len);
 }
 
 /* Is s (len bytes) the JSON text of a string or an integer? */

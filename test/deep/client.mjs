@@ -2,9 +2,10 @@
 // subscribe (confirm, reject, duplicate), device messages in, speak out, unsubscribe,
 // malformed input, an oversized message, and an abrupt TCP close mid-frame; answers
 // (a refusal, an acknowledged MQTT 5 request, a device's reply) with subscriptions
-// that end before and at the shutdown; the extended protocol (history on subscribe,
-// a dropped session restored and its history, a failed restore, one left parked and
-// one held at the shutdown).
+// that end before and at the shutdown; presence (join, info, refusals, a drop that
+// lingers and expires, a user still present at the shutdown) and whispers; the extended
+// protocol (history on subscribe, a dropped session restored and its history, a failed
+// restore, one left parked and one held at the shutdown).
 // Usage: node client.mjs WS_URL MQTT_PORT SECRET_FILE
 import fs from 'node:fs';
 import net from 'node:net';
@@ -90,6 +91,35 @@ if (!a.frames.some((f) => f.includes('"message":{"n":19}'))) {
   console.error('alice did not receive the device messages', a.frames.slice(-3));
   process.exit(1);
 }
+// Presence and whisper on DeskChannel (valgrind.sh adds it: TTL 1 s, watchers topic).
+const desk = JSON.stringify({ channel: 'DeskChannel', id: 1 });
+const d1 = await open(`${wsUrl}?jid=${token('dora')}`);
+const d2 = await open(`${wsUrl}?jid=${token('erik')}`);
+for (const ws of [d1, d2]) send(ws, { command: 'subscribe', identifier: desk });
+await sleep(300);
+send(d1, { command: 'join', identifier: desk, presence: { id: 'dora', info: { n: 1 } } });
+send(d2, { command: 'join', identifier: desk, presence: { id: 'erik' } });
+send(d2, { command: 'join', identifier: desk, presence: { id: 'admin' } }); // refused
+send(d2, { command: 'join', identifier: desk, presence: { info: 'x'.repeat(64) } }); // refused
+send(d2, { command: 'presence', identifier: desk, data: {} });
+for (let i = 0; i < 5; i++) send(d1, { command: 'whisper', identifier: desk, data: { i } });
+send(d1, { command: 'whisper', identifier: desk, data: 'x'.repeat(5000) });
+send(d1, { command: 'leave', identifier: desk });
+send(d1, { command: 'join', identifier: desk, presence: { id: 'dora' } });
+await sleep(300);
+d1.terminate(); // dora lingers 1 s, then leaves
+await sleep(1500);
+if (!d2.frames.some((f) => f.includes('"type":"info","total":')) ||
+    !d2.frames.some((f) => f.includes('"message":{"i":2}')) ||
+    !d2.frames.some((f) => f.includes('"type":"leave","id":"dora"'))) {
+  console.error('erik did not see presence and whispers', d2.frames.slice(-8));
+  process.exit(1);
+}
+const d3 = await open(`${wsUrl}?jid=${token('fay')}`);
+send(d3, { command: 'subscribe', identifier: desk, presence: { id: 'fay' } });
+await sleep(200);
+d3.terminate(); // fay lingers past the shutdown
+await sleep(200);
 // The extended protocol.
 const EXT = 'actioncable-v1-ext-json';
 const e1 = await open(`${wsUrl}?jid=${token('erin')}`, EXT);
@@ -134,6 +164,6 @@ if (!e5.frames.some((f) => f.includes('"restored":true'))) {
   console.error('the live session was not taken over', e5.frames.slice(0, 3));
   process.exit(1);
 }
-// a, b and e5 stay open: the broker's shutdown closes them (server_restart).
+// a, b, d2 and e5 stay open: the broker's shutdown closes them (server_restart).
 console.log('client session done');
 process.exit(0);

@@ -17,8 +17,12 @@ if [ "${1:-}" = state ]; then
 	chmod 777 "$tmp" # the broker, as the mosquitto user, creates its socket here
 	extra=("plugin_opt_state_listener $tmp/state.sock" "listener 0 $tmp/state.sock")
 fi
-broker_conf "$build/mosquitto_cable.so" "plugin_opt_channels_file $repo/config/channels.example.json" \
-	"${extra[@]}"
+# The example map plus a channel with presence (TTL 1 s, a watcher count) and whisper.
+node -e 'const m = JSON.parse(require("fs").readFileSync(process.argv[1]));
+m.channels.DeskChannel = { params: { id: { type: "integer" } }, streams: ["desks/{id}/state"],
+  presence: { ttl: 1, info_max_bytes: 32, watchers_topic: "desks/{id}/watchers" }, whisper: { burst: 3 } };
+require("fs").writeFileSync(process.argv[2], JSON.stringify(m));' "$repo/config/channels.example.json" "$tmp/channels.json"
+broker_conf "$build/mosquitto_cable.so" "plugin_opt_channels_file $tmp/channels.json" "${extra[@]}"
 
 valgrind --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=none --track-origins=yes --num-callers=30 --fullpath-after= --keep-debuginfo=yes \

@@ -3,13 +3,11 @@
 // connection (and no flicker on a quick reconnect), the info size cap, a foreign id,
 // the watcher count mirrored to MQTT, and a stock Rails client on the same channel that
 // sees none of it. docs/protocol.md ("Presence") and docs/channels.md ("presence").
-import { describe, test, after, afterEach } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import {
-  startBroker, printBrokerLog, runCleanups, mqttConnect, createCable as railsCable, withTimeout,
-} from './lib/index.mjs';
-import { wireVariants, anycable, subscribed, metric } from './lib/anycable.mjs';
+import { mqttConnect, createCable as railsCable, withTimeout } from './lib/index.mjs';
+import { brokerWithChannels, wireVariants, anycable, subscribed, metric } from './lib/anycable.mjs';
 
 const TTL_S = 2;
 const CHANNELS = {
@@ -25,15 +23,7 @@ const CHANNELS = {
   },
 };
 
-const broker = await startBroker({
-  files: { 'channels.json': JSON.stringify(CHANNELS) },
-  pluginOpts: { channels_file: '$DIR/channels.json' },
-});
-after(() => broker.stop());
-afterEach(async (t) => {
-  if (t.passed === false) printBrokerLog(broker, `after failed test "${t.name}"`);
-  await runCleanups();
-});
+const broker = await brokerWithChannels(CHANNELS);
 
 let nextDesk = 1; // a desk (a presence room) per test, so tests never see each other
 const url = broker.wsUrl;

@@ -3,11 +3,11 @@
 // (a witness subscribed to '#'), within a per-connection rate and a size cap (over
 // either: dropped and counted), and only on channels that turn it on.
 // docs/protocol.md ("Whisper") and docs/channels.md ("whisper").
-import { describe, test, after, afterEach } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startBroker, printBrokerLog, runCleanups, mqttConnect, createCable as railsCable, sleep } from './lib/index.mjs';
-import { wireVariants, anycable, subscribed, metric } from './lib/anycable.mjs';
+import { mqttConnect, createCable as railsCable, sleep } from './lib/index.mjs';
+import { brokerWithChannels, wireVariants, anycable, subscribed, metric } from './lib/anycable.mjs';
 
 const BURST = 5;
 const CHANNELS = {
@@ -22,15 +22,7 @@ const CHANNELS = {
   },
 };
 
-const broker = await startBroker({
-  files: { 'channels.json': JSON.stringify(CHANNELS) },
-  pluginOpts: { channels_file: '$DIR/channels.json' },
-});
-after(() => broker.stop());
-afterEach(async (t) => {
-  if (t.passed === false) printBrokerLog(broker, `after failed test "${t.name}"`);
-  await runCleanups();
-});
+const broker = await brokerWithChannels(CHANNELS);
 
 let nextDesk = 1;
 const url = broker.wsUrl;

@@ -7,14 +7,31 @@
 // that class twice: over the plain actioncable-v1-json sub-protocol (the client's own
 // `subprotocol` option) and, where the server negotiates it, over
 // actioncable-v1-ext-json itself.
+import { after, afterEach } from 'node:test';
 import WebSocket from 'ws';
 import { createCable } from '@anycable/core';
 
+import { startBroker, printBrokerLog } from './broker.mjs';
 import { AsyncQueue, withTimeout } from './queue.mjs';
-import { onCleanup } from './cleanup.mjs';
+import { onCleanup, runCleanups } from './cleanup.mjs';
 
 export const EXT = 'actioncable-v1-ext-json';
 export const V1 = 'actioncable-v1-json';
+
+// A broker with this channel map, started now (await it at the top of a test file, so
+// the file can ask it which wire variants to run), stopped after the file.
+export async function brokerWithChannels(channels) {
+  const broker = await startBroker({
+    files: { 'channels.json': JSON.stringify(channels) },
+    pluginOpts: { channels_file: '$DIR/channels.json' },
+  });
+  after(() => broker.stop());
+  afterEach(async (t) => {
+    if (t.passed === false) printBrokerLog(broker, `after failed test "${t.name}"`);
+    await runCleanups();
+  });
+  return broker;
+}
 
 // Does the server select actioncable-v1-ext-json when a client offers only that?
 export function serverSpeaksExt(url) {
