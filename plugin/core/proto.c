@@ -366,9 +366,22 @@ static int string_member(json_t *obj, const char *key, const char **s, size_t *l
 	return CABLE_OK;
 }
 
+/* The commands we know, by their exact name. */
+static const struct {
+	const char *name;
+	enum cable_cmd_kind kind;
+} commands[] = {
+        {"subscribe", CABLE_CMD_SUBSCRIBE}, {"unsubscribe", CABLE_CMD_UNSUBSCRIBE},
+        {"message", CABLE_CMD_MESSAGE},     {"join", CABLE_CMD_JOIN},
+        {"leave", CABLE_CMD_LEAVE},         {"presence", CABLE_CMD_PRESENCE},
+        {"whisper", CABLE_CMD_WHISPER},     {"history", CABLE_CMD_HISTORY},
+        {"pong", CABLE_CMD_PONG},
+};
+
 int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struct cable_error *err)
 {
 	struct cable_cmd cmd;
+	size_t i;
 	json_error_t jerr;
 	json_t *root, *v;
 	int rc;
@@ -395,26 +408,13 @@ int cable_proto_decode(const char *buf, size_t len, struct cable_cmd *out, struc
 	if (rc)
 		goto fail;
 
-	if (bytes_eq(cmd.command, cmd.command_len, "subscribe"))
-		cmd.kind = CABLE_CMD_SUBSCRIBE;
-	else if (bytes_eq(cmd.command, cmd.command_len, "unsubscribe"))
-		cmd.kind = CABLE_CMD_UNSUBSCRIBE;
-	else if (bytes_eq(cmd.command, cmd.command_len, "message"))
-		cmd.kind = CABLE_CMD_MESSAGE;
-	else if (bytes_eq(cmd.command, cmd.command_len, "history"))
-		cmd.kind = CABLE_CMD_HISTORY;
-	else if (bytes_eq(cmd.command, cmd.command_len, "pong"))
-		cmd.kind = CABLE_CMD_PONG;
-	else if (bytes_eq(cmd.command, cmd.command_len, "join"))
-		cmd.kind = CABLE_CMD_JOIN;
-	else if (bytes_eq(cmd.command, cmd.command_len, "leave"))
-		cmd.kind = CABLE_CMD_LEAVE;
-	else if (bytes_eq(cmd.command, cmd.command_len, "presence"))
-		cmd.kind = CABLE_CMD_PRESENCE;
-	else if (bytes_eq(cmd.command, cmd.command_len, "whisper"))
-		cmd.kind = CABLE_CMD_WHISPER;
-	else
-		cmd.kind = CABLE_CMD_UNKNOWN;
+	cmd.kind = CABLE_CMD_UNKNOWN;
+	for (i = 0; i < CABLE_ARRAY_LEN(commands); i++) {
+		if (bytes_eq(cmd.command, cmd.command_len, commands[i].name)) {
+			cmd.kind = commands[i].kind;
+			break;
+		}
+	}
 
 	if (cmd.kind == CABLE_CMD_PONG)
 		goto done;
