@@ -78,6 +78,13 @@ static void check_command(const struct cable_cmd *cmd)
 		CHECK(cmd->identifier != NULL && cmd->identifier_len > 0);
 	check_history(cmd);
 	CHECK((cmd->kind == CABLE_CMD_MESSAGE) == (cmd->data != NULL));
+	/* Presence and whisper values are borrowed from the command, of the promised types. */
+	CHECK(cmd->kind != CABLE_CMD_WHISPER || cmd->value != NULL);
+	CHECK(cmd->value == NULL || cmd->kind == CABLE_CMD_WHISPER ||
+	      cmd->kind == CABLE_CMD_PRESENCE);
+	CHECK(cmd->presence == NULL ||
+	      (json_is_object(cmd->presence) &&
+	       (cmd->kind == CABLE_CMD_SUBSCRIBE || cmd->kind == CABLE_CMD_JOIN)));
 	if (cmd->identifier == NULL)
 		return;
 
@@ -95,6 +102,14 @@ static void check_command(const struct cable_cmd *cmd)
 	CHECK(json_is_object(root));
 	CHECK(str_eq(json_object_get(root, "identifier"), cmd->identifier, cmd->identifier_len));
 	CHECK(json_is_object(json_object_get(root, "message")));
+	json_decref(root);
+	cable_frame_unref(f);
+	/* The presence frame splices the same way. */
+	f = cable_proto_presence(id_json, id_json_len, "{\"type\":\"error\"}", 16);
+	CHECK(f != NULL);
+	root = json_loadb(cable_frame_data(f), f->len, 0, NULL);
+	CHECK(str_eq(json_object_get(root, "identifier"), cmd->identifier, cmd->identifier_len));
+	CHECK(str_eq(json_object_get(root, "type"), "presence", 8));
 	json_decref(root);
 	cable_frame_unref(f);
 	free(id_json);
