@@ -329,6 +329,7 @@ struct gw {
 	lws_sorted_usec_list_t presence_sul;
 	lws_sorted_usec_list_t mirror_sul;
 	struct room *mirror_queue; /* rooms whose watcher count waits to be published */
+	long long mirror_due;      /* when mirror_sul fires (ms), 0 when not armed */
 	uint64_t whispers_unlogged;
 	long long whisper_logged_at;
 	struct gw_stats stats;

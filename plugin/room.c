@@ -160,12 +160,18 @@ static void room_free_if_empty(struct gw *gw, struct room *r)
 
 static void mirror_fire(lws_sorted_usec_list_t *sul);
 
+/* Run mirror_fire in delay_ms, unless it is already due to run sooner. */
 static void mirror_arm(struct gw *gw, long long delay_ms)
 {
+	long long now = now_ms();
+
 	if (gw->finished)
 		return;
 	if (delay_ms < 0)
 		delay_ms = 0;
+	if (gw->mirror_due && gw->mirror_due <= now + delay_ms)
+		return;
+	gw->mirror_due = now + delay_ms;
 	gw_schedule(gw, &gw->mirror_sul, mirror_fire, (lws_usec_t)delay_ms * LWS_US_PER_MS + 1);
 }
 
@@ -176,6 +182,7 @@ static void mirror_fire(lws_sorted_usec_list_t *sul)
 	long long now = now_ms(), next = -1, wait, count;
 	struct room **pp = &gw->mirror_queue, *r;
 
+	gw->mirror_due = 0;
 	while ((r = *pp) != NULL) {
 		wait = r->mirror_at + MIRROR_MS - now;
 		count = (long long)cable_presence_total(r->pres);
