@@ -130,6 +130,7 @@ struct sub {
 	uint32_t room_slot;  /* index in room->subs */
 	bool joined;         /* present in the room's presence (as presence_id) */
 	bool presence_aware; /* used a presence command: presence frames go to it */
+	bool room_moving;    /* room_rebind_all: its room changes with the new rules */
 };
 
 /* How many connections share a key (a client address or a user). */
@@ -428,7 +429,7 @@ struct sub *sub_create(struct session *s, const char *id, size_t len, struct cab
 struct room;
 int room_attach(struct gw *gw, struct sub *sub);
 void room_detach(struct gw *gw, struct sub *sub, bool dropped);
-int room_rebind(struct gw *gw, struct sub *sub);
+void room_rebind_all(struct gw *gw);
 struct cable_cmd;
 void room_command(struct session *s, struct sub *sub, const struct cable_cmd *cmd);
 void room_release(struct gw *gw);

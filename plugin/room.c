@@ -432,22 +432,56 @@ void room_detach(struct gw *gw, struct sub *sub, bool dropped)
 	room_free_if_empty(gw, r);
 }
 
-/* After a reload: a subscription whose identity changed moves to its new room. */
-int room_rebind(struct gw *gw, struct sub *sub)
+/* Does the sub's (new) binding belong in another room than the one it is in? */
+static bool room_moves(const struct sub *sub)
 {
 	size_t len;
-	char *key = room_key(sub->binding, &len);
+	char *key;
 	bool same;
 
+	if (sub->room == NULL)
+		return cable_binding_presence(sub->binding) || cable_binding_whisper(sub->binding);
+	key = room_key(sub->binding, &len);
 	if (key == NULL)
-		return CABLE_ENOMEM;
-	same = sub->room && len == sub->room->key_len && memcmp(key, sub->room->key, len) == 0;
+		return true; /* out of memory: detach (room_attach will fail and say so) */
+	same = len == sub->room->key_len && memcmp(key, sub->room->key, len) == 0;
 	free(key);
-	if (same || (sub->room == NULL && cable_binding_presence(sub->binding) == NULL &&
-	             cable_binding_whisper(sub->binding) == NULL))
-		return CABLE_OK;
-	room_detach(gw, sub, false);
-	return room_attach(gw, sub);
+	return !same;
+}
+
+/*
+ * After a reload, once every subscription has its new binding: those whose room changed
+ * move. In two passes, so that every leave is announced while the old room still has
+ * all its subscriptions (the order of the sessions decides nothing).
+ */
+void room_rebind_all(struct gw *gw)
+{
+	struct session *s;
+	struct sub *sub, *tmp;
+
+	for (s = gw->sessions; s; s = s->next) {
+		HASH_ITER(hh, s->subs, sub, tmp)
+		{
+			sub->room_moving = room_moves(sub);
+			if (sub->room_moving && sub->room)
+				presence_leave(gw, sub->room, sub, false);
+		}
+	}
+	for (s = gw->sessions; s; s = s->next) {
+		HASH_ITER(hh, s->subs, sub, tmp)
+		{
+			if (!sub->room_moving)
+				continue;
+			sub->room_moving = false;
+			room_detach(gw, sub, false);
+			if (room_attach(gw, sub) != CABLE_OK)
+				gw_log(gw, MOSQ_LOG_ERR,
+				       "connection %s: out of memory; presence and whisper are off "
+				       "for "
+				       "a subscription after the reload",
+				       s->sid);
+		}
+	}
 }
 
 /* ---- Commands ------------------------------------------------------------------------- */

@@ -889,8 +889,7 @@ void session_rebind_all(struct gw *gw)
 				sub->acl_each = each;
 				free(sub->acl_topic); /* cached answers were for the old rules */
 				sub->acl_topic = NULL;
-				if (sub_link_streams(gw, sub) == CABLE_OK &&
-				    room_rebind(gw, sub) == CABLE_OK)
+				if (sub_link_streams(gw, sub) == CABLE_OK)
 					continue;
 				cable_error_set(&err, CABLE_ENOMEM, "out of memory");
 			} else {
@@ -904,6 +903,7 @@ void session_rebind_all(struct gw *gw)
 			sub_remove(s, sub);
 		}
 	}
+	room_rebind_all(gw); /* presence and whisper rooms follow the new bindings */
 }
 
 /* ---- Actions and backpressure ---------------------------------------------------- */

@@ -5,8 +5,10 @@
 // sees none of it. docs/protocol.md ("Presence") and docs/channels.md ("presence").
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 
-import { mqttConnect, createCable as railsCable, withTimeout } from './lib/index.mjs';
+import { mqttConnect, createCable as railsCable, withTimeout, sleep } from './lib/index.mjs';
 import { brokerWithChannels, wireVariants, anycable, subscribed, metric } from './lib/anycable.mjs';
 
 const TTL_S = 2;
@@ -203,3 +205,35 @@ for (const [wire, wireOpts] of await wireVariants(url)) {
     });
   });
 }
+
+// Last: it changes the broker's channel map. A reload that keeps a channel's presence
+// keeps its room (nobody leaves); one that turns presence off ends it: the members
+// leave, and presence commands get the error from then on.
+test('a reload keeps presence as it is, or ends it with leaves', async () => {
+  const id = nextDesk++;
+  const wireOpts = (await wireVariants(url))[0][1];
+  const a = await subscribed(anycable(url, mint('alice'), wireOpts).cable, 'DeskChannel', { id });
+  await a.ch.presence.join('alice', {});
+  await a.presence.next(3000, 'own join');
+  // walter connects after alice: the gateway re-binds the newer connection first.
+  const w = await subscribed(anycable(url, mint('walter'), wireOpts).cable, 'DeskChannel', { id });
+  assert.deepEqual(Object.keys(await w.ch.presence.info()), ['alice']);
+
+  const reload = async (channels) => {
+    writeFileSync(path.join(broker.dir, 'channels.json'), JSON.stringify(channels));
+    const from = broker.log().length;
+    process.kill(broker.pid, 'SIGHUP');
+    for (let i = 0; i < 100 && !broker.log().slice(from).includes('reloaded'); i++) await sleep(50);
+    await sleep(200);
+  };
+  await reload(CHANNELS);
+  await w.presence.expectNone(500);
+  assert.deepEqual(Object.keys(await w.ch.presence.info()), ['alice']);
+
+  const off = structuredClone(CHANNELS);
+  delete off.channels.DeskChannel.presence;
+  await reload(off);
+  assert.deepEqual(await w.presence.next(3000, 'leave'), { type: 'leave', id: 'alice' });
+  w.ch.presence.reset(); // forget the client's cached state: ask the server
+  await assert.rejects(withTimeout(w.ch.presence.info(), 3000, 'info()'), /failed to retrieve presence/);
+});
