@@ -427,6 +427,7 @@ struct sub *sub_create(struct session *s, const char *id, size_t len, struct cab
 
 /* room.c */
 struct room;
+size_t room_cost(const struct cable_binding *b);
 int room_attach(struct gw *gw, struct sub *sub);
 void room_detach(struct gw *gw, struct sub *sub, bool dropped);
 void room_rebind_all(struct gw *gw);

@@ -333,6 +333,27 @@ static void presence_fire(lws_sorted_usec_list_t *sul)
 
 /* ---- Attach and detach ---------------------------------------------------------------- */
 
+/*
+ * What a subscription may hold in rooms, for the subscription budgets (session.c): a
+ * room and its key (which repeats the streams), a place in its list, and with presence
+ * a record with the largest info the channel allows.
+ */
+size_t room_cost(const struct cable_binding *b)
+{
+	const struct cable_presence_config *pc = cable_binding_presence(b);
+	size_t cost, i;
+
+	if (pc == NULL && cable_binding_whisper(b) == NULL)
+		return 0;
+	cost = sizeof(struct room) + sizeof(struct sub *) + strlen(cable_binding_channel(b)) + 64;
+	for (i = 0; i < cable_binding_stream_count(b); i++)
+		cost += strlen(cable_binding_stream(b, i)) + 1;
+	if (pc)
+		cost += pc->info_max + 2 * (pc->watchers_topic ? strlen(pc->watchers_topic) : 0) +
+		        256; /* the record, its id and connections, the watchers topic */
+	return cost;
+}
+
 int room_attach(struct gw *gw, struct sub *sub)
 {
 	const struct cable_presence_config *pc = cable_binding_presence(sub->binding);

@@ -716,7 +716,7 @@ static size_t sub_cost(size_t identifier_len, const struct cable_binding *b)
 	for (size_t i = 0; i < cable_binding_stream_count(b); i++)
 		cost += 2 * strlen(cable_binding_stream(b, i)) + sizeof(struct sub_link) +
 		        sizeof(struct route) + SUB_OVERHEAD;
-	return cost;
+	return cost + room_cost(b); /* presence and whisper */
 }
 
 /* A subscription of this cost fits the connection's and the user's budgets. */
