@@ -21,9 +21,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 	ctest --test-dir build-asan --output-on-failure -L 'unit|fuzz'
 
 # Handshake, subscribe, device to browser, speak, shutdown, limits and malformed input,
-# slow consumers, ACL, wildcard parameters, documented edges, reload, full queues.
+# slow consumers, ACL, wildcard parameters, documented edges, reload, full queues,
+# presence and whisper.
 echo "== ASan + UBSan: the plugin inside the real broker (part of the integration suite)"
-integration=${CABLE_ASAN_INTEGRATION:-'^integration\.(01|03|04|05|08|20|24|30|31|75|76|77|78)-'}
+integration=${CABLE_ASAN_INTEGRATION:-'^integration\.(01|03|04|05|08|20|24|30|31|75|76|77|78|110|111)-'}
 CABLE_BROKER_PRELOAD=$("${CC:-cc}" -print-file-name=libasan.so) \
 	ctest --test-dir build-asan --output-on-failure -R "$integration"
 
