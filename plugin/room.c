@@ -13,8 +13,9 @@
  *
  * The registry (cable_presence.h) keeps who is present; the gateway keeps one timer at
  * its next deadline (presence_sul), as token expiry does. Presence frames go to the
- * subscriptions that showed they speak presence (a join, leave or presence command on
- * them): the stock Rails client would hand {"type":"presence",...} to received(data).
+ * subscriptions of ext connections and to those that showed they speak presence (a join,
+ * leave or presence command on them): the stock Rails client would hand
+ * {"type":"presence",...} to received(data).
  *
  * The watcher-count mirror publishes the room's presence total, retained, to the
  * channel's watchers_topic through the broker thread (to_broker, as a browser's
@@ -250,7 +251,8 @@ static void room_send(struct room *r, enum frame_kind kind, const char *value, s
 
 	for (i = 0; i < r->nsubs; i++) {
 		sub = r->subs[i];
-		if (sub->session == except || (kind == FRAME_PRESENCE && !sub->presence_aware))
+		if (sub->session == except ||
+		    (kind == FRAME_PRESENCE && !sub->presence_aware && !sub->session->ext))
 			continue;
 		if (sub->ident != fid) {
 			cable_frame_unref(f);

@@ -72,6 +72,19 @@ for (const [wire, wireOpts] of await wireVariants(url)) {
       assert.deepEqual(await c.ch.presence.info(), {});
     });
 
+    test('presence events reach a subscription that never asked, on ext connections only', async () => {
+      const id = nextDesk++;
+      const w = await client('walter', id); // no info(), no join
+      const a = await client('alice', id);
+      await a.ch.presence.join('alice', {});
+      await a.presence.next(3000, 'own join');
+      if (wireOpts.subprotocol === undefined) {
+        assert.equal((await w.presence.next(3000, 'join on an ext connection')).id, 'alice');
+      } else {
+        await w.presence.expectNone(500); // a v1 connection gets them once it uses presence
+      }
+    });
+
     test('two connections of one user count once', async () => {
       const id = nextDesk++;
       const w = await client('walter', id);
