@@ -1,8 +1,8 @@
 // The scale-out recipe in deploy/scale-out, started for real on loopback: HAProxy
 // spreading 200 stock ActionCable browsers over two edge brokers that each load the
 // plugin, both bridged to a core broker where the device connects. The files are used
-// as written; only ports, the plugin's path and the secret's directory are replaced
-// (free ports, the build tree, a temp dir).
+// as written; only ports, the plugin's path and the directories of the secret and of
+// the plugin's unix socket are replaced (free ports, the build tree, a temp dir).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -79,7 +79,8 @@ test('HAProxy over two bridged edges: 200 browsers, speak, an edge dies, metrics
   const render = (file) => readFileSync(path.join(DEPLOY, file), 'utf8')
     .replace(/\b(8080|8081|8082|1883|1884|1885)\b/g, (p) => String(ports[p]))
     .replaceAll('/usr/lib/x86_64-linux-gnu/mosquitto_cable.so', path.join(BUILD, 'mosquitto_cable.so'))
-    .replaceAll('/etc/mosquitto/cable/', `${dir}/`);
+    .replaceAll('/etc/mosquitto/cable/', `${dir}/`)
+    .replaceAll('/run/mosquitto/', `${dir}/`);
   // The brokers log to stderr here, with connections, for the test to watch.
   for (const f of ['core.conf', 'edge1.conf', 'edge2.conf']) {
     writeFileSync(path.join(dir, f), `${render(f)}\nlog_dest stderr\nlog_type all\n`);
@@ -89,7 +90,8 @@ test('HAProxy over two bridged edges: 200 browsers, speak, an edge dies, metrics
     try {
       const uid = Number(execFileSync('id', ['-u', 'mosquitto']));
       const gid = Number(execFileSync('id', ['-g', 'mosquitto']));
-      for (const f of ['jwt-secret', 'channels.json']) chownSync(path.join(dir, f), uid, gid);
+      // The directory too: it stands in for /run/mosquitto, where the edges' unix sockets go.
+      for (const f of ['', 'jwt-secret', 'channels.json']) chownSync(path.join(dir, f), uid, gid);
     } catch { /* no mosquitto user: the broker keeps root */ }
   }
 
@@ -136,8 +138,9 @@ test('HAProxy over two bridged edges: 200 browsers, speak, an edge dies, metrics
   assert.ok(on1 > BROWSERS / 5 && on2 > BROWSERS / 5, `spread over both edges: ${on1} + ${on2}`);
   assert.equal(await metric(ports['8081'], 'cable_subscriptions') + await metric(ports['8082'], 'cable_subscriptions'), BROWSERS);
 
-  // A device's publish on the core reaches every browser, on both edges.
-  await device.publish('actuators/42/state', '{"on":true,"n":1}');
+  // A device's publish on the core reaches every browser, on both edges. It is retained:
+  // the bridges carry it into each edge's retained store too.
+  await device.publish('actuators/42/state', '{"on":true,"n":1}', { retain: true });
   for (const s of subs) assert.deepEqual(await nextWith(s, (d) => d.n === 1), { on: true, n: 1 });
 
   // A browser's speak reaches the device, and every browser once (both edges).
@@ -159,6 +162,12 @@ test('HAProxy over two bridged edges: 200 browsers, speak, an edge dies, metrics
     await metric(ports['8082'], 'cable_connections') === BROWSERS &&
     await metric(ports['8082'], 'cable_subscriptions') === BROWSERS, 60_000);
   console.log(`# ${on1} browsers moved from edge1 to edge2 in ${((Date.now() - killedAt) / 1000).toFixed(1)} s`);
+  // The browsers that moved subscribed again on edge2 and opened on the current state:
+  // the retained value came again, once, to exactly the ones that moved.
+  await until('the moved browsers shown the current state again', () =>
+    subs.filter((s) => s.received.all.filter((d) => d.n === 1).length === 2).length === on1, 10_000);
+  assert.equal(subs.filter((s) => s.received.all.filter((d) => d.n === 1).length > 2).length, 0,
+    'the current state at most once per (re)subscription');
   await device.publish('actuators/42/state', '{"on":false,"n":2}');
   for (const s of subs) await nextWith(s, (d) => d.n === 2, 10_000);
   subs[subs.length - 1].perform('speak', { message: 'still here' });
