@@ -1,7 +1,6 @@
 /*
  * The ActionCable wire protocol ("actioncable-v1-json"): decoding client commands and
- * encoding server messages. See ../shared/notes/actioncable-protocol.md and
- * docs/protocol.md.
+ * encoding server messages. See docs/protocol.md.
  *
  * Pure: jansson for JSON, no I/O, no globals. Inputs are (pointer, length).
  * Thread: any.
@@ -159,6 +158,22 @@ struct cable_frame *cable_proto_presence(const char *id_json, size_t id_json_len
 
 /* {"type":"disconnect","reason":"<reason>","reconnect":true|false} */
 struct cable_frame *cable_proto_disconnect(const char *reason, bool reconnect);
+
+/* Why the server closes a connection: the "reason" of its disconnect message. */
+enum cable_disconnect {
+	CABLE_DISCONNECT_UNAUTHORIZED,
+	CABLE_DISCONNECT_INVALID_REQUEST,
+	CABLE_DISCONNECT_SERVER_RESTART,
+	CABLE_DISCONNECT_SERVER_ERROR,
+	CABLE_DISCONNECT_TOKEN_EXPIRED,
+	CABLE_DISCONNECT_TOO_SLOW,
+	CABLE_DISCONNECT_TOO_MANY_CONNECTIONS,
+	CABLE_DISCONNECT_NO_PONG, /* the extended protocol's pong timeout */
+	CABLE_DISCONNECT_COUNT
+};
+
+/* The wire name of a reason ("unauthorized", ...); NULL when out of range. */
+const char *cable_disconnect_name(enum cable_disconnect reason);
 
 /*
  * JSON string literal for `s` (quotes included, escaped), malloc'd and NUL-terminated;

@@ -5,7 +5,7 @@
  * docs/protocol.md describes. Gateway thread only.
  *
  * DESIGN. A subscription that performs an action with an answer or a request gets an
- * answer slot: 16 random bytes in base64url (the token), kept in gw->answers. The token
+ * answer slot: 16 random bytes in base64url (the token), kept in gw->answers.slots. The token
  * travels with the publish to the broker thread and back (struct cable_answer_to), and
  * is the last level of the request's response topic (CABLE_REPLY_PREFIX<token>). So a
  * message that names a token reaches the subscription that holds it, or nobody once
@@ -22,10 +22,10 @@
 #include <openssl/rand.h>
 
 #include "cable_proto.h"
-#include "gateway_internal.h"
+#include "gw.h"
 
 struct answer_slot {
-	UT_hash_handle hh; /* in gw->answers, keyed by token */
+	UT_hash_handle hh; /* in gw->answers.slots, keyed by token */
 	struct sub *sub;
 	char token[CABLE_ANSWER_TOKEN_LEN + 1];
 };
@@ -68,7 +68,7 @@ static struct answer_slot *slot_for(struct gw *gw, struct sub *sub)
 		return NULL;
 	}
 	a->sub = sub;
-	GW_HASH_ADD(gw->answers, a->token, CABLE_ANSWER_TOKEN_LEN, a, added);
+	GW_HASH_ADD(gw->answers.slots, a->token, CABLE_ANSWER_TOKEN_LEN, a, added);
 	if (!added) {
 		free(a);
 		return NULL;
@@ -81,7 +81,7 @@ void answer_forget(struct gw *gw, struct sub *sub)
 {
 	if (sub->answer == NULL)
 		return;
-	HASH_DELETE(hh, gw->answers, sub->answer);
+	HASH_DELETE(hh, gw->answers.slots, sub->answer);
 	free(sub->answer);
 	sub->answer = NULL;
 }
@@ -90,9 +90,9 @@ void answer_release(struct gw *gw)
 {
 	struct answer_slot *a, *tmp;
 
-	HASH_ITER(hh, gw->answers, a, tmp)
+	HASH_ITER(hh, gw->answers.slots, a, tmp)
 	{
-		HASH_DELETE(hh, gw->answers, a);
+		HASH_DELETE(hh, gw->answers.slots, a);
 		free(a); /* at shutdown: the subscriptions are gone or going with the gateway */
 	}
 }
@@ -102,7 +102,7 @@ static void send_value(struct sub *sub, char *value, size_t len)
 {
 	struct cable_frame *f;
 
-	f = cable_proto_message(sub->ident->json, sub->ident->json_len, value, len);
+	f = cable_proto_message(sub->entry.ident->json, sub->entry.ident->json_len, value, len);
 	free(value);
 	if (f == NULL)
 		return;
@@ -123,9 +123,9 @@ static void send_answer(struct gw *gw, struct sub *sub, const char *kind, const 
 	                             &value, &len) != CABLE_OK)
 		return;
 	if (refusal == CABLE_REFUSED_NONE)
-		gw->stats.acks++;
+		gw->answers.acks++;
 	else
-		gw->stats.refusals++;
+		gw->answers.refusals++;
 	send_value(sub, value, len);
 }
 
@@ -185,7 +185,7 @@ static struct sub *sub_for(struct gw *gw, const char *token, size_t len)
 
 	if (len != CABLE_ANSWER_TOKEN_LEN)
 		return NULL;
-	HASH_FIND(hh, gw->answers, token, len, a);
+	HASH_FIND(hh, gw->answers.slots, token, len, a);
 	return a ? a->sub : NULL;
 }
 
@@ -201,13 +201,13 @@ static void deliver_reply(struct gw *gw, const struct cable_msg *m)
 	if (m->topic_len > plen && strncmp(m->topic, CABLE_REPLY_PREFIX, plen) == 0)
 		sub = sub_for(gw, m->topic + plen, m->topic_len - plen);
 	if (sub == NULL) {
-		gw->stats.replies_unclaimed++;
+		gw->answers.replies_unclaimed++;
 		return;
 	}
 	if (cable_proto_reply_value(a ? a->request_id : NULL, a ? a->request_id_len : 0, m->payload,
 	                            m->payload_len, &value, &len) != CABLE_OK)
 		return;
-	gw->stats.replies++;
+	gw->answers.replies++;
 	send_value(sub, value, len);
 }
 

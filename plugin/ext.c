@@ -2,7 +2,8 @@
  * AnyCable's extended protocol (actioncable-v1-ext-json): reliable streams (offsets,
  * epoch, history on subscribe and on the history command), session restore, pongs.
  * docs/reliable-streams.md says what it guarantees; docs/protocol.md has the frames.
- * Gateway thread only.
+ * Gateway thread only. ext.c alone writes struct ext_gw and the sessions' struct
+ * resume (ext.h).
  *
  * Ordering. History is appended and offsets assigned in fanout_dispatch, on this
  * thread, for every message whatever its source; a history replay runs on the same
@@ -25,7 +26,7 @@
 #include "cable_jwt.h"
 #include "cable_proto.h"
 #include "cable_topic.h"
-#include "gateway_internal.h"
+#include "gw.h"
 
 #define HOLD_MAX_FRAMES  4096 /* held frames per restored subscription, then dropped */
 #define HOLD_MAX_SECONDS 10   /* a restored subscription whose history never comes */
@@ -73,6 +74,7 @@ struct ext_gw {
 	struct cable_heap parked; /* by expires */
 	uint64_t restored, restore_failed, parked_total, parked_expired;
 	uint64_t history_confirmed, history_rejected, replayed, no_pong;
+	uint64_t skipped; /* replayed values a "message" channel could not carry */
 };
 
 static long long mono_seconds(void)
@@ -126,9 +128,9 @@ static void resume_free(struct gw *gw, struct resume *r)
 	size_t i;
 
 	for (i = 0; i < r->nids; i++)
-		ident_put(gw, r->ids[i]);
+		ident_put(&gw->index, r->ids[i]);
 	for (i = 0; i < r->nkeep; i++)
-		route_unkeep(gw, r->keep[i]);
+		route_unkeep(&gw->index, r->keep[i]);
 	free(r->ids);
 	free(r->keep);
 	free(r->user);
@@ -232,8 +234,8 @@ static bool take_session(struct session *s, const char *sid, struct ident ***ids
 		return false;
 	HASH_ITER(hh, old->subs, sub, tmp)
 	{
-		sub->ident->refs++;
-		(*ids)[n++] = sub->ident;
+		ident_ref(sub->entry.ident);
+		(*ids)[n++] = sub->entry.ident;
 	}
 	*nids = n;
 	lws_set_timeout(old->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -275,11 +277,11 @@ static bool restore(struct session *s, const char *sid)
 		sub->held = calloc(1, sizeof(*sub->held));
 		if (sub->held)
 			sub->held->since = mono_seconds();
-		json[n] = sub->ident->json;
-		lens[n++] = sub->ident->json_len;
+		json[n] = sub->entry.ident->json;
+		lens[n++] = sub->entry.ident->json_len;
 	}
 	for (i = 0; i < nids; i++)
-		ident_put(s->gw, ids[i]);
+		ident_put(&s->gw->index, ids[i]);
 	free(ids);
 	if (parked)
 		resume_free(s->gw, parked);
@@ -287,7 +289,7 @@ static bool restore(struct session *s, const char *sid)
 	free(json);
 	free(lens);
 	if (f == NULL) {
-		session_close(s, "server_error", true, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+		session_close(s, CABLE_DISCONNECT_SERVER_ERROR, true, CLOSE_UNEXPECTED);
 		return true;
 	}
 	session_send(s, f);
@@ -341,7 +343,7 @@ void ext_detach(struct session *s)
 		goto forget;
 	HASH_ITER(hh, s->subs, sub, tmp)
 	{
-		nroutes += sub->nlinks;
+		nroutes += sub->entry.nlinks;
 	}
 	r->user = strdup(s->who.user);
 	r->ids = calloc(s->nsubs ? s->nsubs : 1, sizeof(*r->ids));
@@ -350,13 +352,13 @@ void ext_detach(struct session *s)
 		goto forget;
 	HASH_ITER(hh, s->subs, sub, tmp)
 	{
-		sub->ident->refs++;
-		r->ids[r->nids++] = sub->ident;
-		for (i = 0; i < sub->nlinks; i++) {
-			if (sub->links[i].route == NULL)
+		ident_ref(sub->entry.ident);
+		r->ids[r->nids++] = sub->entry.ident;
+		for (i = 0; i < sub->entry.nlinks; i++) {
+			if (sub->entry.links[i].route == NULL)
 				continue;
-			sub->links[i].route->keep++;
-			r->keep[r->nkeep++] = sub->links[i].route;
+			route_hold(sub->entry.links[i].route);
+			r->keep[r->nkeep++] = sub->entry.links[i].route;
 		}
 	}
 	r->expires = mono_seconds() + gw->cfg.session_ttl;
@@ -534,10 +536,10 @@ static bool sub_covers(const struct sub *sub, const char *topic, size_t len)
 {
 	size_t i;
 
-	for (i = 0; i < sub->nlinks; i++) {
-		if (sub->links[i].route &&
-		    cable_topic_matches(sub->links[i].route->filter, sub->links[i].route->len,
-		                        topic, len))
+	for (i = 0; i < sub->entry.nlinks; i++) {
+		if (sub->entry.links[i].route &&
+		    cable_topic_matches(sub->entry.links[i].route->filter,
+		                        sub->entry.links[i].route->len, topic, len))
 			return true;
 	}
 	return false;
@@ -568,19 +570,19 @@ static void replay_entry(struct ext_plan *rp, const struct cable_history_entry *
 	probe.topic = (char *)topic;
 	probe.topic_len = tlen;
 	/* The user's ACL for every replayed message, as for live ones. */
-	if (sub->acl_each && !sub_may_read(gw, sub, &probe))
+	if (sub->entry.check_each && !sub_may_read(sub, &probe))
 		return;
-	if (sub->deliver == CABLE_DELIVER_ENVELOPE)
+	if (sub->entry.deliver == CABLE_DELIVER_ENVELOPE)
 		rc = cable_proto_envelope_value(topic, tlen, e->payload, e->len, e->retain, &value,
 		                                &vlen);
 	else
 		rc = cable_proto_payload_value(e->payload, e->len, &value, &vlen);
 	if (rc != CABLE_OK) {
-		gw->stats.binary_skipped++;
+		gw->ext->skipped++;
 		return;
 	}
-	f = cable_proto_message_ext(sub->ident->json, sub->ident->json_len, value, vlen, topic,
-	                            tlen, gw->ext->epoch, e->offset);
+	f = cable_proto_message_ext(sub->entry.ident->json, sub->entry.ident->json_len, value, vlen,
+	                            topic, tlen, gw->ext->epoch, e->offset);
 	free(value);
 	if (f == NULL)
 		return;
@@ -613,7 +615,8 @@ static void release_hold(struct session *s, struct sub *sub, struct replay_topic
 
 static void history_reply(struct session *s, struct sub *sub, bool ok)
 {
-	struct cable_frame *f = cable_proto_history_reply(sub->ident->raw, sub->ident->raw_len, ok);
+	struct cable_frame *f =
+	        cable_proto_history_reply(sub->entry.ident->raw, sub->entry.ident->raw_len, ok);
 
 	if (ok)
 		s->gw->ext->history_confirmed++;
@@ -671,8 +674,8 @@ struct ext_plan *ext_history_plan(struct session *s, struct sub *sub, const stru
 	}
 	if (s->gw->ext->history)
 		cable_history_expire(s->gw->ext->history, (long long)time(NULL));
-	for (i = 0; i < sub->nlinks && !rp->failed; i++) {
-		r = sub->links[i].route;
+	for (i = 0; i < sub->entry.nlinks && !rp->failed; i++) {
+		r = sub->entry.links[i].route;
 		if (r == NULL)
 			continue;
 		if (!r->wildcard) {
@@ -772,8 +775,8 @@ bool ext_tracked(struct gw *gw, const struct cable_msg *m, uint64_t *offset)
 struct cable_frame *ext_frame(struct gw *gw, struct sub *sub, const char *value, size_t len,
                               const struct cable_msg *m, uint64_t offset)
 {
-	return cable_proto_message_ext(sub->ident->json, sub->ident->json_len, value, len, m->topic,
-	                               m->topic_len, gw->ext->epoch, offset);
+	return cable_proto_message_ext(sub->entry.ident->json, sub->entry.ident->json_len, value,
+	                               len, m->topic, m->topic_len, gw->ext->epoch, offset);
 }
 
 /* ---- Timers ------------------------------------------------------------------------- */
@@ -795,7 +798,7 @@ void ext_tick(struct gw *gw)
 		x->parked_expired++;
 		resume_free(gw, r);
 	}
-	for (s = gw->sessions; s; s = s->next) {
+	for (s = gw->sess.list; s; s = s->next) {
 		if (s->ext == NULL || !s->active || s->closing)
 			continue;
 		if (gw->cfg.pong_timeout &&
@@ -806,7 +809,7 @@ void ext_tick(struct gw *gw)
 			       "connection %s (%s) closed: nothing received for %lld s "
 			       "(plugin_opt_pong_timeout)",
 			       s->sid, s->peer, now - s->ext->last_rx);
-			session_close(s, "no_pong", true, LWS_CLOSE_STATUS_NORMAL);
+			session_close(s, CABLE_DISCONNECT_NO_PONG, true, CLOSE_NORMAL);
 			continue;
 		}
 		HASH_ITER(hh, s->subs, sub, tmp)
@@ -856,4 +859,9 @@ size_t ext_metrics(struct gw *gw, char *buf, size_t len)
 	        (unsigned long long)x->restored, (unsigned long long)x->restore_failed,
 	        (unsigned long long)x->no_pong);
 	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len;
+}
+
+uint64_t ext_skipped(const struct gw *gw)
+{
+	return gw->ext ? gw->ext->skipped : 0;
 }

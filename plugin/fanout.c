@@ -1,5 +1,8 @@
 /*
- * The subscription index and fan-out. Gateway thread only.
+ * The subscription index and fan-out (fanout.h). Gateway thread only. fanout.c alone
+ * writes struct gw_index; it sees subscribers only as struct index_entry and reaches
+ * them through the index's callbacks (struct index_ops), so it includes no session
+ * header.
  *
  * A message is matched against routes: exact topics by hash, filters with wildcards
  * in a topic tree (cable_tree.h), so a message costs nothing for the wildcard filters
@@ -15,18 +18,25 @@
 #include "cable_proto.h"
 #include "cable_topic.h"
 #include "cable_tree.h"
-#include "gateway_internal.h"
+#include "bridge.h" /* gw_log, with ix->ctx */
+#include "fanout.h"
 
 #include <mosquitto.h>
 
 /* ---- Interned identifiers --------------------------------------------------------- */
 
-struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
+void index_init(struct gw_index *ix, const struct index_ops *ops, void *ctx)
+{
+	ix->ops = ops;
+	ix->ctx = ctx;
+}
+
+struct ident *ident_get(struct gw_index *ix, const char *raw, size_t len)
 {
 	struct ident *id;
 	bool added;
 
-	HASH_FIND(hh, gw->idents, raw, len, id);
+	HASH_FIND(hh, ix->idents, raw, len, id);
 	if (id) {
 		id->refs++;
 		return id;
@@ -46,7 +56,7 @@ struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
 	id->raw[len] = '\0';
 	id->raw_len = len;
 	id->refs = 1;
-	GW_HASH_ADD(gw->idents, id->raw, id->raw_len, id, added);
+	GW_HASH_ADD(ix->idents, id->raw, id->raw_len, id, added);
 	if (!added) {
 		free(id->raw);
 		free(id->json);
@@ -56,9 +66,9 @@ struct ident *ident_get(struct gw *gw, const char *raw, size_t len)
 	return id;
 }
 
-static void ident_free(struct gw *gw, struct ident *id)
+static void ident_free(struct gw_index *ix, struct ident *id)
 {
-	HASH_DELETE(hh, gw->idents, id);
+	HASH_DELETE(hh, ix->idents, id);
 	cable_frame_unref(id->frame);
 	cable_frame_unref(id->frame_ext);
 	free(id->raw);
@@ -66,32 +76,32 @@ static void ident_free(struct gw *gw, struct ident *id)
 	free(id);
 }
 
-void ident_put(struct gw *gw, struct ident *id)
+void ident_put(struct gw_index *ix, struct ident *id)
 {
 	if (id != NULL && --id->refs == 0)
-		ident_free(gw, id);
+		ident_free(ix, id);
 }
 
 /* ---- Routes ------------------------------------------------------------------------- */
 
-static struct route *route_find(struct gw *gw, const char *filter, size_t len, bool wildcard)
+static struct route *route_find(struct gw_index *ix, const char *filter, size_t len, bool wildcard)
 {
 	struct route *r;
 
 	if (wildcard)
-		return gw->wild ? cable_tree_get(gw->wild, filter, len) : NULL;
-	HASH_FIND(hh, gw->exact, filter, len, r);
+		return ix->wild ? cable_tree_get(ix->wild, filter, len) : NULL;
+	HASH_FIND(hh, ix->exact, filter, len, r);
 	return r;
 }
 
-static struct route *route_get(struct gw *gw, const char *filter)
+static struct route *route_get(struct gw_index *ix, const char *filter)
 {
 	size_t len = strlen(filter);
 	bool wildcard = cable_topic_has_wildcard(filter, len);
 	struct route *r;
 	bool added;
 
-	r = route_find(gw, filter, len, wildcard);
+	r = route_find(ix, filter, len, wildcard);
 	if (r)
 		return r;
 	r = calloc(1, sizeof(*r) + len + 1);
@@ -101,15 +111,15 @@ static struct route *route_get(struct gw *gw, const char *filter)
 	r->len = len;
 	r->wildcard = wildcard;
 	if (wildcard) {
-		if (gw->wild == NULL)
-			gw->wild = cable_tree_new();
-		if (gw->wild == NULL ||
-		    cable_tree_put(gw->wild, r->filter, r->len, r) != CABLE_OK) {
+		if (ix->wild == NULL)
+			ix->wild = cable_tree_new();
+		if (ix->wild == NULL ||
+		    cable_tree_put(ix->wild, r->filter, r->len, r) != CABLE_OK) {
 			free(r);
 			return NULL;
 		}
 	} else {
-		GW_HASH_ADD(gw->exact, r->filter, r->len, r, added);
+		GW_HASH_ADD(ix->exact, r->filter, r->len, r, added);
 		if (!added) {
 			free(r);
 			return NULL;
@@ -122,75 +132,75 @@ static void route_free(void *route)
 {
 	struct route *r = route;
 
-	free(r->subs);
+	free(r->entries);
 	free(r);
 }
 
-static void route_free_if_empty(struct gw *gw, struct route *r)
+static void route_free_if_empty(struct gw_index *ix, struct route *r)
 {
-	if (r->nsubs > 0 || r->keep > 0)
+	if (r->n > 0 || r->keep > 0)
 		return;
 	if (r->wildcard)
-		cable_tree_del(gw->wild, r->filter, r->len);
+		cable_tree_del(ix->wild, r->filter, r->len);
 	else
-		HASH_DELETE(hh, gw->exact, r);
+		HASH_DELETE(hh, ix->exact, r);
 	route_free(r);
 }
 
-static int route_add(struct route *r, struct sub *sub, size_t link)
+static int route_add(struct route *r, struct index_entry *e, size_t link)
 {
-	struct sub **grown;
+	struct index_entry **grown;
 
-	grown = cable_grow(r->subs, r->nsubs, &r->cap, sizeof(*grown), 4);
+	grown = cable_grow(r->entries, r->n, &r->cap, sizeof(*grown), 4);
 	if (grown == NULL)
 		return CABLE_ENOMEM;
-	r->subs = grown;
-	if (sub->ext)
+	r->entries = grown;
+	if (e->ext)
 		r->n_ext++;
-	sub->links[link].route = r;
-	sub->links[link].slot = r->nsubs;
-	r->subs[r->nsubs++] = sub;
+	e->links[link].route = r;
+	e->links[link].slot = r->n;
+	r->entries[r->n++] = e;
 	return CABLE_OK;
 }
 
-/* Remove the sub's link `link` from its route in O(1): move the last entry into its slot. */
-static void route_remove(struct route *r, struct sub *sub, size_t link)
+/* Remove the entry's link `link` from its route in O(1): move the last entry into its slot. */
+static void route_remove(struct route *r, struct index_entry *e, size_t link)
 {
-	size_t slot = sub->links[link].slot, i;
-	struct sub *moved;
+	size_t slot = e->links[link].slot, i;
+	struct index_entry *moved;
 
-	if (sub->ext)
+	if (e->ext)
 		r->n_ext--;
-	moved = r->subs[--r->nsubs];
-	if (moved != sub || slot != r->nsubs) {
-		r->subs[slot] = moved;
-		/* The moved sub points at this route from one of its links: update that slot. */
+	moved = r->entries[--r->n];
+	if (moved != e || slot != r->n) {
+		r->entries[slot] = moved;
+		/* The moved entry points at this route from one of its links: update that slot. */
 		for (i = 0; i < moved->nlinks; i++) {
-			if (moved->links[i].route == r && moved->links[i].slot == r->nsubs) {
+			if (moved->links[i].route == r && moved->links[i].slot == r->n) {
 				moved->links[i].slot = slot;
 				break;
 			}
 		}
 	}
-	sub->links[link].route = NULL;
+	e->links[link].route = NULL;
 }
 
-int sub_link_streams(struct gw *gw, struct sub *sub)
+int index_link(struct gw_index *ix, struct index_entry *e, const struct cable_binding *b)
 {
-	size_t i, n = cable_binding_stream_count(sub->binding);
+	size_t i, n = cable_binding_stream_count(b);
 	struct route *r;
 
-	sub->links = calloc(n ? n : 1, sizeof(*sub->links));
-	if (sub->links == NULL)
+	e->links = calloc(n ? n : 1, sizeof(*e->links));
+	if (e->links == NULL)
 		return CABLE_ENOMEM;
-	sub->nlinks = n;
+	e->nlinks = n;
 	for (i = 0; i < n; i++) {
-		r = route_get(gw, cable_binding_stream(sub->binding, i));
-		if (r == NULL || route_add(r, sub, i) != CABLE_OK) {
+		r = route_get(ix, cable_binding_stream(b, i));
+		if (r == NULL || route_add(r, e, i) != CABLE_OK) {
 			if (r)
-				route_free_if_empty(gw, r);
-			sub->nlinks = i;
-			sub_unlink_streams(gw, sub);
+				route_free_if_empty(ix, r);
+			e->nlinks = i;
+			index_unlink(ix, e);
 			return CABLE_ENOMEM;
 		}
 	}
@@ -198,36 +208,36 @@ int sub_link_streams(struct gw *gw, struct sub *sub)
 }
 
 /* A route kept for a dropped session that can still be restored (ext.c). */
-struct route *route_keep(struct gw *gw, const char *filter)
+struct route *route_keep(struct gw_index *ix, const char *filter)
 {
-	struct route *r = route_get(gw, filter);
+	struct route *r = route_get(ix, filter);
 
 	if (r)
 		r->keep++;
 	return r;
 }
 
-void route_unkeep(struct gw *gw, struct route *r)
+void route_unkeep(struct gw_index *ix, struct route *r)
 {
 	r->keep--;
-	route_free_if_empty(gw, r);
+	route_free_if_empty(ix, r);
 }
 
-void sub_unlink_streams(struct gw *gw, struct sub *sub)
+void index_unlink(struct gw_index *ix, struct index_entry *e)
 {
 	size_t i;
 	struct route *r;
 
-	for (i = 0; i < sub->nlinks; i++) {
-		r = sub->links[i].route;
+	for (i = 0; i < e->nlinks; i++) {
+		r = e->links[i].route;
 		if (r == NULL)
 			continue;
-		route_remove(r, sub, i);
-		route_free_if_empty(gw, r);
+		route_remove(r, e, i);
+		route_free_if_empty(ix, r);
 	}
-	free(sub->links);
-	sub->links = NULL;
-	sub->nlinks = 0;
+	free(e->links);
+	e->links = NULL;
+	e->nlinks = 0;
 }
 
 /* ---- Dispatch ----------------------------------------------------------------------- */
@@ -269,75 +279,75 @@ static int value_for(struct values *v, enum cable_deliver how, const char **out,
  * The frame for this identifier and message, built once per identifier: the v1 form, or
  * for ext connections the form with stream_id, epoch and offset (when it is recorded).
  */
-static struct cable_frame *frame_for(struct gw *gw, struct sub *sub, struct values *v, bool ext)
+static struct cable_frame *frame_for(struct gw_index *ix, struct index_entry *e, struct values *v,
+                                     bool ext)
 {
-	struct ident *id = sub->ident;
+	struct ident *id = e->ident;
 	struct ident **grown;
 	const char *value;
 	size_t len;
 
-	if (id->seq != gw->seq) {
-		grown = cable_grow(gw->touched, gw->ntouched, &gw->touched_cap, sizeof(*grown), 16);
+	if (id->seq != ix->seq) {
+		grown = cable_grow(ix->touched, ix->ntouched, &ix->touched_cap, sizeof(*grown), 16);
 		if (grown == NULL)
 			return NULL;
-		gw->touched = grown;
-		id->seq = gw->seq;
-		gw->touched[gw->ntouched++] = id;
+		ix->touched = grown;
+		id->seq = ix->seq;
+		ix->touched[ix->ntouched++] = id;
 	} else if (ext ? id->frame_ext != NULL : id->frame != NULL) {
 		return ext ? id->frame_ext : id->frame;
 	}
-	if (value_for(v, sub->deliver, &value, &len) != CABLE_OK) {
-		gw->stats.binary_skipped++;
+	if (value_for(v, e->deliver, &value, &len) != CABLE_OK) {
+		ix->binary_skipped++;
 		return NULL; /* this identifier cannot carry this message */
 	}
 	if (ext && v->offset)
-		return id->frame_ext = ext_frame(gw, sub, value, len, v->m, v->offset);
+		return id->frame_ext = ix->ops->ext_frame(e->owner, value, len, v->m, v->offset);
 	if (ext)
 		return id->frame_ext = cable_proto_message(id->json, id->json_len, value, len);
 	return id->frame = cable_proto_message(id->json, id->json_len, value, len);
 }
 
-static void deliver_route(struct gw *gw, struct route *r, struct values *v)
+static void deliver_route(struct gw_index *ix, struct route *r, struct values *v)
 {
 	struct cable_frame *f;
-	struct sub *sub;
+	struct index_entry *e;
 	size_t i;
 
-	for (i = 0; i < r->nsubs; i++) {
-		sub = r->subs[i];
-		if (sub->seq == gw->seq)
+	for (i = 0; i < r->n; i++) {
+		e = r->entries[i];
+		if (e->seq == ix->seq)
 			continue;
-		sub->seq = gw->seq;
-		if (sub->acl_each && !sub_may_read(gw, sub, v->m))
+		e->seq = ix->seq;
+		if (e->check_each && !ix->ops->may_read(e->owner, v->m))
 			continue;
-		f = frame_for(gw, sub, v, sub->ext);
+		f = frame_for(ix, e, v, e->ext);
 		if (f == NULL)
 			continue;
-		gw->stats.deliveries++;
-		if (sub->held == NULL || !ext_hold(sub, f, v->m, v->offset))
-			session_send(sub->session, f);
+		ix->deliveries++;
+		ix->ops->deliver(e->owner, f, v->m, v->offset);
 	}
 }
 
 struct dispatch {
-	struct gw *gw;
+	struct gw_index *ix;
 	size_t n;
 	bool keep;  /* some matching route records history */
-	bool nomem; /* gw->matched could not grow */
+	bool nomem; /* ix->matched could not grow */
 };
 
 static void collect(struct dispatch *d, struct route *r)
 {
-	struct gw *gw = d->gw;
+	struct gw_index *ix = d->ix;
 	struct route **grown;
 
-	grown = cable_grow(gw->matched, d->n, &gw->matched_cap, sizeof(*grown), 16);
+	grown = cable_grow(ix->matched, d->n, &ix->matched_cap, sizeof(*grown), 16);
 	if (grown == NULL) {
 		d->nomem = true;
 		return;
 	}
-	gw->matched = grown;
-	gw->matched[d->n++] = r;
+	ix->matched = grown;
+	ix->matched[d->n++] = r;
 	if (r->n_ext || r->keep)
 		d->keep = true;
 }
@@ -347,15 +357,42 @@ static void collect_wild(void *route, void *arg)
 	collect(arg, route);
 }
 
-void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
+/* Another holder of id (a parked session, ext.c); ident_put releases it. */
+void ident_ref(struct ident *id)
+{
+	id->refs++;
+}
+
+/* Keep r while a dropped session that can be restored needs its history (ext.c). */
+void route_hold(struct route *r)
+{
+	r->keep++;
+}
+
+const double index_latency_bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+
+static void observe_latency(struct gw_index *ix, double seconds)
+{
+	size_t i;
+
+	ix->latency_count++;
+	ix->latency_sum += seconds;
+	for (i = 0; i < LATENCY_BUCKETS; i++) {
+		if (seconds <= index_latency_bounds[i])
+			ix->latency_bucket[i]++;
+	}
+}
+
+void fanout_dispatch(struct gw_index *ix, const struct cable_msg *m)
 {
 	struct values v = {.m = m};
-	struct dispatch d = {gw, 0, false, false};
+	struct dispatch d = {ix, 0, false, false};
 	struct route *r;
 	size_t i;
 
-	gw->seq++;
-	gw->stats.broadcasts++;
+	ix->seq++;
+	ix->broadcasts++;
 	/*
 	 * The matching routes first, then the history (the offset every ext frame of this
 	 * message carries), then delivery. The tree must not change while it is walked, nor
@@ -363,50 +400,51 @@ void fanout_dispatch(struct gw *gw, const struct cable_msg *m)
 	 * closing session's subscriptions stay in place until lws reports it closed,
 	 * outside this call, so no route is added or freed here.
 	 */
-	HASH_FIND(hh, gw->exact, m->topic, m->topic_len, r);
+	HASH_FIND(hh, ix->exact, m->topic, m->topic_len, r);
 	if (r)
 		collect(&d, r);
-	if (gw->wild)
-		cable_tree_match(gw->wild, m->topic, m->topic_len, collect_wild, &d);
+	if (ix->wild)
+		cable_tree_match(ix->wild, m->topic, m->topic_len, collect_wild, &d);
 	if (d.nomem)
-		gw_log(gw, MOSQ_LOG_ERR, "out of memory: a message reached only some browsers");
+		gw_log(ix->ctx, MOSQ_LOG_ERR,
+		       "out of memory: a message reached only some browsers");
 	if (d.keep)
-		ext_tracked(gw, m, &v.offset);
+		ix->ops->track(ix->ctx, m, &v.offset);
 	for (i = 0; i < d.n; i++)
-		deliver_route(gw, gw->matched[i], &v);
+		deliver_route(ix, ix->matched[i], &v);
 	/* Frames are cached only for the duration of one dispatch. */
-	for (i = 0; i < gw->ntouched; i++) {
-		cable_frame_unref(gw->touched[i]->frame);
-		gw->touched[i]->frame = NULL;
-		cable_frame_unref(gw->touched[i]->frame_ext);
-		gw->touched[i]->frame_ext = NULL;
+	for (i = 0; i < ix->ntouched; i++) {
+		cable_frame_unref(ix->touched[i]->frame);
+		ix->touched[i]->frame = NULL;
+		cable_frame_unref(ix->touched[i]->frame_ext);
+		ix->touched[i]->frame_ext = NULL;
 	}
-	gw->ntouched = 0;
+	ix->ntouched = 0;
 	free(v.plain);
 	free(v.envelope);
 	if (m->t_ns)
-		metrics_observe_latency(gw, (double)(cable_now_ns() - m->t_ns) / 1e9);
+		observe_latency(ix, (double)(cable_now_ns() - m->t_ns) / 1e9);
 }
 
 /* Free the index and the interned identifiers (at shutdown, whatever still refers to them). */
-void fanout_release(struct gw *gw)
+void fanout_release(struct gw_index *ix)
 {
 	struct ident *id, *itmp;
 	struct route *r, *tmp;
 
-	HASH_ITER(hh, gw->exact, r, tmp)
+	HASH_ITER(hh, ix->exact, r, tmp)
 	{
-		HASH_DELETE(hh, gw->exact, r);
+		HASH_DELETE(hh, ix->exact, r);
 		route_free(r);
 	}
-	cable_tree_free(gw->wild, route_free);
-	gw->wild = NULL;
-	free(gw->touched);
-	gw->touched = NULL;
-	free(gw->matched);
-	gw->matched = NULL;
-	HASH_ITER(hh, gw->idents, id, itmp)
+	cable_tree_free(ix->wild, route_free);
+	ix->wild = NULL;
+	free(ix->touched);
+	ix->touched = NULL;
+	free(ix->matched);
+	ix->matched = NULL;
+	HASH_ITER(hh, ix->idents, id, itmp)
 	{
-		ident_free(gw, id);
+		ident_free(ix, id);
 	}
 }

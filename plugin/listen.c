@@ -25,9 +25,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +35,9 @@
 
 #include <mosquitto.h>
 
-#include "gateway_internal.h"
+#include "counter.h"
+#include "gw.h"
+#include "sock.h"
 
 #define ACCEPT_BATCH    64                      /* accepts per readable event */
 #define ACCEPT_RETRY_US (250 * LWS_US_PER_MS)   /* after EMFILE, ENFILE, ENOMEM */
@@ -45,7 +45,7 @@
 
 /* One accepted socket: lws' opaque user data of its wsi. */
 struct conn {
-	struct counter *peer; /* in gw->peers: n sockets, of them handshakes */
+	struct counter *peer; /* in gw->listener.peers: n sockets, of them handshakes */
 	bool handshake;       /* not (yet) one of our WebSockets */
 };
 
@@ -82,7 +82,8 @@ static void rate_log(struct gw *gw, struct rate_log *r, int level, const char *f
 
 void listen_flush_logs(struct gw *gw)
 {
-	struct rate_log *logs[] = {&gw->log_accept_failed, &gw->log_paused, &gw->log_ip_refused};
+	struct rate_log *logs[] = {&gw->listener.log_accept_failed, &gw->listener.log_paused,
+	                           &gw->listener.log_ip_refused};
 
 	for (size_t i = 0; i < CABLE_ARRAY_LEN(logs); i++)
 		if (logs[i]->count && lws_now_usecs() - logs[i]->last_us >= LOG_INTERVAL_US)
@@ -93,18 +94,18 @@ void listen_flush_logs(struct gw *gw)
 
 static void set_watching(struct gw *gw, bool on)
 {
-	if (gw->listen_wsi == NULL || gw->listen_watching == on)
+	if (gw->listener.wsi == NULL || gw->listener.watching == on)
 		return;
-	gw->listen_watching = on;
-	lws_rx_flow_control(gw->listen_wsi, on ? 1 : 0);
+	gw->listener.watching = on;
+	lws_rx_flow_control(gw->listener.wsi, on ? 1 : 0);
 }
 
 /* Why the listener may not accept now; NULL when it may. */
 static const char *at_cap(struct gw *gw)
 {
-	if (gw->nsockets >= gw->cfg.max_descriptors)
+	if (gw->listener.nsockets >= gw->cfg.max_descriptors)
 		return "plugin_opt_max_descriptors";
-	if (gw->nhandshakes >= gw->cfg.max_handshakes)
+	if (gw->listener.nhandshakes >= gw->cfg.max_handshakes)
 		return "plugin_opt_max_handshakes";
 	return NULL;
 }
@@ -112,14 +113,14 @@ static const char *at_cap(struct gw *gw)
 /* Watch the listening socket exactly when accepting is allowed. */
 void listen_update(struct gw *gw)
 {
-	set_watching(gw, !gw->stopping && !gw->accept_backoff && at_cap(gw) == NULL);
+	set_watching(gw, !gw->stopping && !gw->listener.accept_backoff && at_cap(gw) == NULL);
 }
 
 static void accept_retry(lws_sorted_usec_list_t *sul)
 {
-	struct gw *gw = lws_container_of(sul, struct gw, accept_sul);
+	struct gw *gw = lws_container_of(sul, struct gw, listener.accept_sul);
 
-	gw->accept_backoff = false;
+	gw->listener.accept_backoff = false;
 	listen_update(gw);
 }
 
@@ -138,14 +139,14 @@ static void peer_key(const struct sockaddr_storage *sa, char *out, size_t len)
 /* accept() failed for want of a resource: stop for a moment, say so (rate-limited). */
 static void accept_failed(struct gw *gw, int err)
 {
-	rate_log(gw, &gw->log_accept_failed, MOSQ_LOG_ERR,
+	rate_log(gw, &gw->listener.log_accept_failed, MOSQ_LOG_ERR,
 	         "WebSocket accept failed: %s; new connections wait in the kernel's backlog, "
 	         "retried every %d ms (%zu browser sockets open, plugin_opt_max_descriptors "
 	         "%zu; is the process's descriptor limit shared with too many MQTT clients?)",
-	         strerror(err), (int)(ACCEPT_RETRY_US / LWS_US_PER_MS), gw->nsockets,
+	         strerror(err), (int)(ACCEPT_RETRY_US / LWS_US_PER_MS), gw->listener.nsockets,
 	         gw->cfg.max_descriptors);
-	gw->accept_backoff = true;
-	gw_schedule(gw, &gw->accept_sul, accept_retry, ACCEPT_RETRY_US);
+	gw->listener.accept_backoff = true;
+	gw_schedule(gw, &gw->listener.accept_sul, accept_retry, ACCEPT_RETRY_US);
 }
 
 static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
@@ -154,48 +155,51 @@ static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
 	struct conn *c = NULL;
 	struct counter *p;
 	struct lws *wsi;
-	char key[INET6_ADDRSTRLEN];
-	int one = 1;
+	char key[INET6_ADDRSTRLEN], why[128];
 
 	peer_key(sa, key, sizeof(key));
-	p = counter_get(&gw->peers, key);
+	p = counter_get(&gw->listener.peers, key);
 	if (p == NULL) {
 		close(fd);
 		return;
 	}
 	if (gw->cfg.max_handshakes_per_ip && p->handshakes >= gw->cfg.max_handshakes_per_ip) {
-		rate_log(gw, &gw->log_ip_refused, MOSQ_LOG_NOTICE,
+		rate_log(gw, &gw->listener.log_ip_refused, MOSQ_LOG_NOTICE,
 		         "connection from %s refused: %zu connections from that address are not "
 		         "yet WebSockets (plugin_opt_max_handshakes_per_ip)",
 		         key, p->handshakes);
 		close(fd);
-		counter_drop(&gw->peers, p);
+		counter_drop(&gw->listener.peers, p);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sock_set_nodelay(fd, why, sizeof(why)) != CABLE_OK && !gw->listener.warned_nodelay) {
+		gw->listener.warned_nodelay =
+		        true; /* once: every later socket would say the same */
+		gw_log(gw, MOSQ_LOG_WARNING, "connection from %s: %s", key, why);
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
-		counter_drop(&gw->peers, p);
+		counter_drop(&gw->listener.peers, p);
 		return;
 	}
 	desc.sockfd = fd;
 	/* lws closes fd itself when the adoption fails */
-	wsi = lws_adopt_descriptor_vhost(gw->vhost,
+	wsi = lws_adopt_descriptor_vhost(gw->listener.vhost,
 	                                 LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
 	                                         (gw->cfg.tls_cert ? LWS_ADOPT_ALLOW_SSL : 0),
 	                                 desc, NULL, NULL);
 	if (wsi == NULL) {
 		free(c);
-		counter_drop(&gw->peers, p);
+		counter_drop(&gw->listener.peers, p);
 		return;
 	}
 	c->peer = p;
 	c->handshake = true;
 	p->n++;
 	p->handshakes++;
-	gw->nsockets++;
-	gw->nhandshakes++;
+	gw->listener.nsockets++;
+	gw->listener.nhandshakes++;
 	lws_set_opaque_user_data(wsi, c);
 }
 
@@ -210,15 +214,15 @@ static void listen_accept(struct gw *gw)
 	for (n = 0; n < ACCEPT_BATCH && !gw->stopping; n++) {
 		cap = at_cap(gw);
 		if (cap) {
-			rate_log(gw, &gw->log_paused, MOSQ_LOG_WARNING,
+			rate_log(gw, &gw->listener.log_paused, MOSQ_LOG_WARNING,
 			         "WebSocket listener paused: %zu browser sockets open, %zu of them "
 			         "not yet WebSockets (%s); new connections wait in the kernel's "
 			         "backlog",
-			         gw->nsockets, gw->nhandshakes, cap);
+			         gw->listener.nsockets, gw->listener.nhandshakes, cap);
 			break;
 		}
 		salen = sizeof(sa);
-		fd = accept4(gw->listen_fd, (struct sockaddr *)&sa, &salen,
+		fd = accept4(gw->listener.fd, (struct sockaddr *)&sa, &salen,
 		             SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -241,7 +245,7 @@ void listen_established(struct gw *gw, struct lws *wsi)
 		return;
 	c->handshake = false;
 	c->peer->handshakes--;
-	gw->nhandshakes--;
+	gw->listener.nhandshakes--;
 	listen_update(gw);
 }
 
@@ -250,8 +254,8 @@ void listen_destroyed(struct gw *gw, struct lws *wsi)
 {
 	struct conn *c = lws_get_opaque_user_data(wsi);
 
-	if (wsi == gw->listen_wsi) {
-		gw->listen_wsi = NULL;
+	if (wsi == gw->listener.wsi) {
+		gw->listener.wsi = NULL;
 		return;
 	}
 	if (c == NULL)
@@ -259,11 +263,11 @@ void listen_destroyed(struct gw *gw, struct lws *wsi)
 	lws_set_opaque_user_data(wsi, NULL);
 	if (c->handshake) {
 		c->peer->handshakes--;
-		gw->nhandshakes--;
+		gw->listener.nhandshakes--;
 	}
 	c->peer->n--;
-	gw->nsockets--;
-	counter_drop(&gw->peers, c->peer);
+	gw->listener.nsockets--;
+	counter_drop(&gw->listener.peers, c->peer);
 	free(c);
 	listen_update(gw);
 }
@@ -295,38 +299,24 @@ int callback_listener(struct lws *wsi, enum lws_callback_reasons reason, void *u
 
 /* ---- Setting up ---------------------------------------------------------------------- */
 
+/* Broker thread, in start(), first: no socket yet. */
+void listen_init(struct gw_listener *l)
+{
+	l->fd = -1;
+}
+
 /* Broker thread, in start(): bind and listen now, so a port in use fails the start. */
 int listen_open(struct gw *gw, char *err, size_t errlen)
 {
-	struct addrinfo hints = {0}, *ai = NULL;
-	char port[16];
-	int fd, one = 1, rc;
+	char why[256];
 
-	hints.ai_family = AF_INET;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%d", gw->cfg.port);
-	rc = getaddrinfo(gw->cfg.address, port, &hints, &ai);
-	if (rc != 0 || ai == NULL) {
-		snprintf(err, errlen,
-		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): not a "
-		         "local address (the name does not resolve: %s)",
-		         gw->cfg.address, gw->cfg.port, gai_strerror(rc));
-		return CABLE_EINVAL;
-	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+	if (sock_listen_tcp(gw->cfg.address, gw->cfg.port, &gw->listener.fd, why, sizeof(why)) !=
+	    CABLE_OK) {
 		snprintf(err, errlen,
 		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): %s",
-		         gw->cfg.address, gw->cfg.port, listen_error_text(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
+		         gw->cfg.address, gw->cfg.port, why);
 		return CABLE_EINVAL;
 	}
-	freeaddrinfo(ai);
-	gw->listen_fd = fd;
 	return CABLE_OK;
 }
 
@@ -338,31 +328,26 @@ int listen_adopt(struct gw *gw, char *err, size_t errlen)
 {
 	lws_sock_file_fd_type desc;
 
-	gw->vhost = lws_get_vhost_by_name(gw->ctx, "default");
-	desc.filefd = gw->listen_fd;
-	if (gw->vhost)
-		gw->listen_wsi = lws_adopt_descriptor_vhost(gw->vhost, LWS_ADOPT_RAW_FILE_DESC,
-		                                            desc, CABLE_PROTOCOL_LISTENER, NULL);
-	if (gw->listen_wsi == NULL) {
+	gw->listener.vhost = lws_get_vhost_by_name(gw->loop.ctx, "default");
+	desc.filefd = gw->listener.fd;
+	if (gw->listener.vhost)
+		gw->listener.wsi =
+		        lws_adopt_descriptor_vhost(gw->listener.vhost, LWS_ADOPT_RAW_FILE_DESC,
+		                                   desc, CABLE_PROTOCOL_LISTENER, NULL);
+	if (gw->listener.wsi == NULL) {
 		snprintf(err, errlen, "cannot watch the listening socket (libwebsockets)");
 		return CABLE_EINVAL;
 	}
-	gw->listen_fd_owned_by_lws = true;
-	gw->listen_watching = true;
+	gw->listener.fd_owned_by_lws = true;
+	gw->listener.watching = true;
 	return CABLE_OK;
 }
 
 /* With the gateway: the socket, if lws never took it, and the address table. */
 void listen_release(struct gw *gw)
 {
-	struct counter *p, *tmp;
-
-	if (gw->listen_fd >= 0 && !gw->listen_fd_owned_by_lws)
-		close(gw->listen_fd);
-	gw->listen_fd = -1;
-	HASH_ITER(hh, gw->peers, p, tmp)
-	{
-		HASH_DELETE(hh, gw->peers, p);
-		free(p);
-	}
+	if (gw->listener.fd >= 0 && !gw->listener.fd_owned_by_lws)
+		close(gw->listener.fd);
+	gw->listener.fd = -1;
+	counter_clear(&gw->listener.peers);
 }

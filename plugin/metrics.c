@@ -1,29 +1,15 @@
 /*
- * GET /metrics: Prometheus text exposition of the gateway's counters. Gateway thread
- * only (it reads gw->stats directly). No label carries a user name, a token or a
- * topic: only counts.
+ * GET /metrics: Prometheus text exposition of the gateway's counters, which each part
+ * of struct gw keeps for itself (this file reads them all and writes none but its
+ * timer), and their periodic publish as retained MQTT messages. Gateway thread only.
+ * No label carries a user name, a token or a topic: only counts.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway_internal.h"
-
-static const double latency_bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                       0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
-
-void metrics_observe_latency(struct gw *gw, double seconds)
-{
-	size_t i;
-
-	gw->stats.latency_count++;
-	gw->stats.latency_sum += seconds;
-	for (i = 0; i < LATENCY_BUCKETS; i++) {
-		if (seconds <= latency_bounds[i])
-			gw->stats.latency_bucket[i]++;
-	}
-}
+#include "gw.h"
 
 struct out {
 	char *buf;
@@ -55,9 +41,6 @@ static void metric(struct out *o, const char *name, const char *type, const char
 
 size_t metrics_render(struct gw *gw, char *buf, size_t len)
 {
-	static const char *const reasons[AUTH_NREASONS] = {"no_token", "expired", "bad_signature",
-	                                                   "invalid"};
-	struct gw_stats *st = &gw->stats;
 	struct out o = {buf, len, 0};
 	uint64_t to_gw_dropped, to_broker_dropped;
 	size_t to_gw, to_broker, i;
@@ -65,70 +48,79 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	cable_queue_stats(&gw->link->to_gateway, &to_gw, &to_gw_dropped);
 	cable_queue_stats(&gw->link->to_broker, &to_broker, &to_broker_dropped);
 
-	metric(&o, "connections", "gauge", "Open WebSocket connections.", gw->nsessions);
+	metric(&o, "connections", "gauge", "Open WebSocket connections.", gw->sess.n);
 	metric(&o, "connections_total", "counter", "WebSocket connections accepted.",
-	       st->connections);
+	       gw->sess.connections);
 	metric(&o, "sockets", "gauge",
-	       "Browser sockets open, in any state (plugin_opt_max_descriptors).", gw->nsockets);
+	       "Browser sockets open, in any state (plugin_opt_max_descriptors).",
+	       gw->listener.nsockets);
 	metric(&o, "handshakes", "gauge",
-	       "Of those, not yet WebSockets (plugin_opt_max_handshakes).", gw->nhandshakes);
-	metric(&o, "subscriptions", "gauge", "Current channel subscriptions.", st->subscriptions);
-	metric(&o, "subscribes_total", "counter", "Subscriptions confirmed.", st->subscribes);
-	metric(&o, "rejects_total", "counter", "Subscriptions rejected.", st->rejects);
+	       "Of those, not yet WebSockets (plugin_opt_max_handshakes).",
+	       gw->listener.nhandshakes);
+	metric(&o, "subscriptions", "gauge", "Current channel subscriptions.",
+	       gw->subs.subscriptions);
+	metric(&o, "subscribes_total", "counter", "Subscriptions confirmed.", gw->subs.subscribes);
+	metric(&o, "rejects_total", "counter", "Subscriptions rejected.", gw->subs.rejects);
 	put(&o, "# HELP cable_auth_failures_total Connections refused at authentication.\n"
 	        "# TYPE cable_auth_failures_total counter\n");
 	for (i = 0; i < AUTH_NREASONS; i++)
-		put(&o, "cable_auth_failures_total{reason=\"%s\"} %llu\n", reasons[i],
-		    (unsigned long long)st->auth_failures[i]);
-	metric(&o, "commands_in_total", "counter", "Client commands received.", st->commands_in);
-	metric(&o, "bytes_in_total", "counter", "Bytes of client commands received.", st->bytes_in);
-	metric(&o, "frames_out_total", "counter", "Frames written to browsers.", st->frames_out);
+		put(&o, "cable_auth_failures_total{reason=\"%s\"} %llu\n",
+		    auth_failure_name((enum auth_failure)i),
+		    (unsigned long long)gw->limits.failures[i]);
+	metric(&o, "commands_in_total", "counter", "Client commands received.",
+	       gw->sess.commands_in);
+	metric(&o, "bytes_in_total", "counter", "Bytes of client commands received.",
+	       gw->sess.bytes_in);
+	metric(&o, "frames_out_total", "counter", "Frames written to browsers.",
+	       gw->out.frames_out);
 	metric(&o, "bytes_out_total", "counter", "Bytes of frames written to browsers.",
-	       st->bytes_out);
+	       gw->out.bytes_out);
 	metric(&o, "broadcasts_total", "counter", "MQTT messages matched against subscriptions.",
-	       st->broadcasts);
-	metric(&o, "deliveries_total", "counter", "Messages queued for browsers.", st->deliveries);
+	       gw->index.broadcasts);
+	metric(&o, "deliveries_total", "counter", "Messages queued for browsers.",
+	       gw->index.deliveries);
 	metric(&o, "binary_skipped_total", "counter",
 	       "Payloads a plain message channel could not carry (binary, or an object with the "
 	       "reserved \"$cable\" key).",
-	       st->binary_skipped);
+	       gw->index.binary_skipped + gw->state.skipped + ext_skipped(gw));
 	metric(&o, "publishes_total", "counter", "Browser performs handed to the broker.",
-	       st->publishes);
+	       gw->sess.publishes);
 	metric(&o, "acks_total", "counter", "Performs acknowledged to the browser (answer all).",
-	       st->acks);
+	       gw->answers.acks);
 	metric(&o, "refusals_total", "counter", "Refused performs answered to the browser.",
-	       st->refusals);
+	       gw->answers.refusals);
 	metric(&o, "replies_total", "counter", "Device replies delivered to the asking browser.",
-	       st->replies);
+	       gw->answers.replies);
 	metric(&o, "replies_unclaimed_total", "counter",
 	       "Device replies on a response topic no subscription holds (any more).",
-	       st->replies_unclaimed);
+	       gw->answers.replies_unclaimed);
 	metric(&o, "slow_disconnects_total", "counter", "Connections closed as too slow.",
-	       st->too_slow);
+	       gw->out.too_slow);
 	metric(&o, "presence_members", "gauge",
 	       "Users present, over every presence room (lingering ones included).",
-	       gw->presence_members);
+	       gw->rooms.presence_members);
 	metric(&o, "presence_joins_total", "counter", "Presence joins announced.",
-	       st->presence_joins);
+	       gw->rooms.presence_joins);
 	metric(&o, "presence_leaves_total", "counter",
 	       "Presence leaves announced (explicit, unsubscribe, or after the TTL).",
-	       st->presence_leaves);
+	       gw->rooms.presence_leaves);
 	metric(&o, "presence_errors_total", "counter",
 	       "Presence commands answered with an error (foreign id, info too large, presence "
 	       "off).",
-	       st->presence_refused);
+	       gw->rooms.presence_refused);
 	metric(&o, "watchers_published_total", "counter",
 	       "Watcher counts published to MQTT (channel presence.watchers_topic).",
-	       st->watchers_published);
-	metric(&o, "whispers_total", "counter", "Whispers relayed.", st->whispers);
+	       gw->rooms.watchers_published);
+	metric(&o, "whispers_total", "counter", "Whispers relayed.", gw->rooms.whispers);
 	put(&o,
 	    "# HELP cable_whispers_dropped_total Whispers dropped, by reason.\n"
 	    "# TYPE cable_whispers_dropped_total counter\n"
 	    "cable_whispers_dropped_total{reason=\"rate\"} %llu\n"
 	    "cable_whispers_dropped_total{reason=\"size\"} %llu\n"
 	    "cable_whispers_dropped_total{reason=\"disabled\"} %llu\n",
-	    (unsigned long long)st->whispers_rate_limited,
-	    (unsigned long long)st->whispers_too_large, (unsigned long long)st->whispers_disabled);
+	    (unsigned long long)gw->rooms.whispers_rate_limited,
+	    (unsigned long long)gw->rooms.whispers_too_large,
+	    (unsigned long long)gw->rooms.whispers_disabled);
 	metric(&o, "queue_to_gateway", "gauge", "Messages waiting for the gateway thread.", to_gw);
 	metric(&o, "queue_to_gateway_dropped_total", "counter",
 	       "Messages for browsers dropped because the gateway queue was full.", to_gw_dropped);
@@ -165,12 +157,12 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	        "being queued for every subscribed browser.\n"
 	        "# TYPE cable_delivery_seconds histogram\n");
 	for (i = 0; i < LATENCY_BUCKETS; i++)
-		put(&o, "cable_delivery_seconds_bucket{le=\"%g\"} %llu\n", latency_bounds[i],
-		    (unsigned long long)st->latency_bucket[i]);
+		put(&o, "cable_delivery_seconds_bucket{le=\"%g\"} %llu\n", index_latency_bounds[i],
+		    (unsigned long long)gw->index.latency_bucket[i]);
 	put(&o, "cable_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
-	    (unsigned long long)st->latency_count);
+	    (unsigned long long)gw->index.latency_count);
 	put(&o, "cable_delivery_seconds_sum %.6f\ncable_delivery_seconds_count %llu\n",
-	    st->latency_sum, (unsigned long long)st->latency_count);
+	    gw->index.latency_sum, (unsigned long long)gw->index.latency_count);
 	if (gw->ext && o.used < o.len)
 		o.used += ext_metrics(gw, o.buf + o.used, o.len - o.used);
 	return o.used;
@@ -182,7 +174,7 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
  * <prefix>/auth_failures_total/x. Histogram buckets are left out (sum and count stay).
  * The messages go to the broker thread like a browser's publish.
  */
-void metrics_publish(struct gw *gw)
+static void metrics_publish(struct gw *gw)
 {
 	const char *prefix = gw->cfg.metrics_topic;
 	char *text, *line, *save = NULL, topic[256];
@@ -227,4 +219,20 @@ void metrics_publish(struct gw *gw)
 		}
 	}
 	free(text);
+}
+
+static void metrics_tick(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, metrics.sul);
+
+	metrics_publish(gw);
+	gw_schedule(gw, &gw->metrics.sul, metrics_tick,
+	            (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
+}
+
+void metrics_start(struct gw *gw)
+{
+	if (gw->cfg.metrics_topic)
+		gw_schedule(gw, &gw->metrics.sul, metrics_tick,
+		            (lws_usec_t)gw->cfg.metrics_interval * LWS_US_PER_SEC);
 }

@@ -1,6 +1,7 @@
 /*
  * Presence and whisper (AnyCable's, docs/protocol.md and docs/channels.md): rooms, the
- * presence registry's timer, the watcher-count mirror. Gateway thread only.
+ * presence registry's timer, the watcher-count mirror. Gateway thread only. room.c
+ * alone writes struct gw_rooms (room.h) and the room members of struct sub.
  *
  * DESIGN
  * A room is the identity of a channel subscription: the channel, its bound streams
@@ -32,20 +33,20 @@
 #include "cable_clock.h"
 #include "cable_presence.h"
 #include "cable_proto.h"
-#include "gateway_internal.h"
+#include "gw.h"
 
 #define MIRROR_MS      1000  /* at most one watcher-count publish per room per second */
 #define WHISPER_LOG_MS 10000 /* at most one log line about dropped whispers per 10 s */
 
 struct room {
-	UT_hash_handle hh; /* gw->rooms, by key */
+	UT_hash_handle hh; /* gw->rooms.table, by key */
 	struct sub **subs; /* sub->room_slot is the index */
 	size_t nsubs, cap;
 	struct cable_presence_room *pres; /* NULL: the channel has no presence */
 	char *watchers_topic;             /* NULL: no mirror */
 	long long mirror_sent;            /* count last published, -1 none */
 	long long mirror_at;              /* when (ms) */
-	struct room *mirror_next;         /* in gw->mirror_queue while queued */
+	struct room *mirror_next;         /* in gw->rooms.mirror_queue while queued */
 	bool mirror_queued;
 	size_t key_len;
 	char key[];
@@ -104,7 +105,7 @@ static void mirror_unqueue(struct gw *gw, struct room *r)
 
 	if (!r->mirror_queued)
 		return;
-	for (pp = &gw->mirror_queue; *pp; pp = &(*pp)->mirror_next) {
+	for (pp = &gw->rooms.mirror_queue; *pp; pp = &(*pp)->mirror_next) {
 		if (*pp == r) {
 			*pp = r->mirror_next;
 			break;
@@ -131,7 +132,7 @@ static bool mirror_publish(struct gw *gw, struct room *r, long long count)
 		cable_msg_free(m);
 		return false;
 	}
-	gw->stats.watchers_published++;
+	gw->rooms.watchers_published++;
 	r->mirror_sent = count;
 	r->mirror_at = now_ms();
 	return true;
@@ -144,7 +145,7 @@ static void room_free(struct gw *gw, struct room *r)
 	if (r->watchers_topic && r->mirror_sent > 0 && !mirror_publish(gw, r, 0) && !gw->finished)
 		gw_log(gw, MOSQ_LOG_WARNING, "watcher count for '%s' not published: queue full",
 		       r->watchers_topic);
-	HASH_DELETE(hh, gw->rooms, r);
+	HASH_DELETE(hh, gw->rooms.table, r);
 	cable_presence_room_free(r->pres);
 	free(r->watchers_topic);
 	free(r->subs);
@@ -170,20 +171,21 @@ static void mirror_arm(struct gw *gw, long long delay_ms)
 		return;
 	if (delay_ms < 0)
 		delay_ms = 0;
-	if (gw->mirror_due && gw->mirror_due <= now + delay_ms)
+	if (gw->rooms.mirror_due && gw->rooms.mirror_due <= now + delay_ms)
 		return;
-	gw->mirror_due = now + delay_ms;
-	gw_schedule(gw, &gw->mirror_sul, mirror_fire, (lws_usec_t)delay_ms * LWS_US_PER_MS + 1);
+	gw->rooms.mirror_due = now + delay_ms;
+	gw_schedule(gw, &gw->rooms.mirror_sul, mirror_fire,
+	            (lws_usec_t)delay_ms * LWS_US_PER_MS + 1);
 }
 
 /* Publish every queued count whose room has waited MIRROR_MS since its last publish. */
 static void mirror_fire(lws_sorted_usec_list_t *sul)
 {
-	struct gw *gw = lws_container_of(sul, struct gw, mirror_sul);
+	struct gw *gw = lws_container_of(sul, struct gw, rooms.mirror_sul);
 	long long now = now_ms(), next = -1, wait, count;
-	struct room **pp = &gw->mirror_queue, *r;
+	struct room **pp = &gw->rooms.mirror_queue, *r;
 
-	gw->mirror_due = 0;
+	gw->rooms.mirror_due = 0;
 	while ((r = *pp) != NULL) {
 		wait = r->mirror_at + MIRROR_MS - now;
 		count = (long long)cable_presence_total(r->pres);
@@ -208,8 +210,8 @@ static void mirror_touch(struct gw *gw, struct room *r)
 	if (r->watchers_topic == NULL || r->mirror_queued)
 		return;
 	r->mirror_queued = true;
-	r->mirror_next = gw->mirror_queue;
-	gw->mirror_queue = r;
+	r->mirror_next = gw->rooms.mirror_queue;
+	gw->rooms.mirror_queue = r;
 	mirror_arm(gw, r->mirror_at + MIRROR_MS - now_ms());
 }
 
@@ -220,15 +222,15 @@ static void presence_arm(struct gw *gw)
 {
 	long long next;
 
-	if (gw->finished || gw->presence == NULL)
+	if (gw->finished || gw->rooms.presence == NULL)
 		return;
-	next = cable_presence_next_deadline(gw->presence);
+	next = cable_presence_next_deadline(gw->rooms.presence);
 	if (next == 0) {
-		gw_schedule(gw, &gw->presence_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
+		gw_schedule(gw, &gw->rooms.presence_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
 		return;
 	}
 	next -= now_ms();
-	gw_schedule(gw, &gw->presence_sul, presence_fire,
+	gw_schedule(gw, &gw->rooms.presence_sul, presence_fire,
 	            (lws_usec_t)(next > 0 ? next : 0) * LWS_US_PER_MS + 1);
 }
 
@@ -254,9 +256,9 @@ static void room_send(struct room *r, enum frame_kind kind, const char *value, s
 		if (sub->session == except ||
 		    (kind == FRAME_PRESENCE && !sub->presence_aware && !sub->session->ext))
 			continue;
-		if (sub->ident != fid) {
+		if (sub->entry.ident != fid) {
 			cable_frame_unref(f);
-			fid = sub->ident;
+			fid = sub->entry.ident;
 			f = kind == FRAME_PRESENCE
 			            ? cable_proto_presence(fid->json, fid->json_len, value, len)
 			            : cable_proto_message(fid->json, fid->json_len, value, len);
@@ -273,7 +275,7 @@ static void send_value(struct session *s, struct sub *sub, char *value, size_t l
 
 	if (value == NULL)
 		return;
-	f = cable_proto_presence(sub->ident->json, sub->ident->json_len, value, len);
+	f = cable_proto_presence(sub->entry.ident->json, sub->entry.ident->json_len, value, len);
 	if (f)
 		session_send(s, f);
 	cable_frame_unref(f);
@@ -286,7 +288,7 @@ static void send_error(struct session *s, struct sub *sub)
 	char *v = NULL;
 	size_t len = 0;
 
-	s->gw->stats.presence_refused++;
+	s->gw->rooms.presence_refused++;
 	if (cable_presence_error_value(&v, &len) == CABLE_OK)
 		send_value(s, sub, v, len);
 }
@@ -301,12 +303,12 @@ static void announce(struct gw *gw, struct room *r, enum cable_presence_change c
 	if (ch == CABLE_PRESENCE_SAME)
 		return;
 	if (ch == CABLE_PRESENCE_JOINED) {
-		gw->stats.presence_joins++;
-		gw->presence_members++;
+		gw->rooms.presence_joins++;
+		gw->rooms.presence_members++;
 		rc = cable_presence_join_value(r->pres, id, id_len, &v, &len);
 	} else {
-		gw->stats.presence_leaves++;
-		gw->presence_members--;
+		gw->rooms.presence_leaves++;
+		gw->rooms.presence_members--;
 		rc = cable_presence_leave_value(id, id_len, &v, &len);
 	}
 	if (rc == CABLE_OK)
@@ -327,9 +329,9 @@ static void presence_gone(void *owner, const char *id, size_t id_len, void *arg)
 
 static void presence_fire(lws_sorted_usec_list_t *sul)
 {
-	struct gw *gw = lws_container_of(sul, struct gw, presence_sul);
+	struct gw *gw = lws_container_of(sul, struct gw, rooms.presence_sul);
 
-	cable_presence_expire(gw->presence, now_ms(), presence_gone, gw);
+	cable_presence_expire(gw->rooms.presence, now_ms(), presence_gone, gw);
 	presence_arm(gw);
 }
 
@@ -370,7 +372,7 @@ int room_attach(struct gw *gw, struct sub *sub)
 	key = room_key(sub->binding, &len);
 	if (key == NULL)
 		return CABLE_ENOMEM;
-	HASH_FIND(hh, gw->rooms, key, len, r);
+	HASH_FIND(hh, gw->rooms.table, key, len, r);
 	if (r == NULL) {
 		r = calloc(1, sizeof(*r) + len);
 		if (r == NULL)
@@ -379,10 +381,10 @@ int room_attach(struct gw *gw, struct sub *sub)
 		r->key_len = len;
 		r->mirror_sent = -1;
 		r->mirror_at = now_ms() - MIRROR_MS;
-		if (pc && gw->presence == NULL)
-			gw->presence = cable_presence_new();
-		if (pc && (gw->presence == NULL ||
-		           (r->pres = cable_presence_room_new(gw->presence, r)) == NULL)) {
+		if (pc && gw->rooms.presence == NULL)
+			gw->rooms.presence = cable_presence_new();
+		if (pc && (gw->rooms.presence == NULL ||
+		           (r->pres = cable_presence_room_new(gw->rooms.presence, r)) == NULL)) {
 			free(r);
 			goto nomem;
 		}
@@ -392,7 +394,7 @@ int room_attach(struct gw *gw, struct sub *sub)
 			free(r);
 			goto nomem;
 		}
-		GW_HASH_ADD(gw->rooms, r->key, r->key_len, r, added);
+		GW_HASH_ADD(gw->rooms.table, r->key, r->key_len, r, added);
 		if (!added) {
 			cable_presence_room_free(r->pres);
 			free(r->watchers_topic);
@@ -482,7 +484,7 @@ void room_rebind_all(struct gw *gw)
 	struct session *s;
 	struct sub *sub, *tmp;
 
-	for (s = gw->sessions; s; s = s->next) {
+	for (s = gw->sess.list; s; s = s->next) {
 		HASH_ITER(hh, s->subs, sub, tmp)
 		{
 			sub->room_moving = room_moves(sub);
@@ -490,7 +492,7 @@ void room_rebind_all(struct gw *gw)
 				presence_leave(gw, sub->room, sub, false);
 		}
 	}
-	for (s = gw->sessions; s; s = s->next) {
+	for (s = gw->sess.list; s; s = s->next) {
 		HASH_ITER(hh, s->subs, sub, tmp)
 		{
 			if (!sub->room_moving)
@@ -620,16 +622,16 @@ static void whisper_dropped(struct session *s, uint64_t *counter, const char *wh
 	long long now = now_ms();
 
 	(*counter)++;
-	gw->whispers_unlogged++;
-	if (now - gw->whisper_logged_at < WHISPER_LOG_MS)
+	gw->rooms.whispers_unlogged++;
+	if (now - gw->rooms.whisper_logged_at < WHISPER_LOG_MS)
 		return;
 	gw_log(gw, MOSQ_LOG_NOTICE,
 	       "whispers dropped: %llu in the last %d s (latest: connection %s, user %s, %s; see "
 	       "cable_whispers_dropped_total)",
-	       (unsigned long long)gw->whispers_unlogged, WHISPER_LOG_MS / 1000, s->sid,
+	       (unsigned long long)gw->rooms.whispers_unlogged, WHISPER_LOG_MS / 1000, s->sid,
 	       s->who.user, why);
-	gw->whispers_unlogged = 0;
-	gw->whisper_logged_at = now;
+	gw->rooms.whispers_unlogged = 0;
+	gw->rooms.whisper_logged_at = now;
 }
 
 static void do_whisper(struct session *s, struct sub *sub, const json_t *data)
@@ -640,17 +642,17 @@ static void do_whisper(struct session *s, struct sub *sub, const json_t *data)
 
 	if (wc == NULL || sub->room == NULL) {
 		/* As AnyCable: a channel without whisper ignores it. */
-		whisper_dropped(s, &s->gw->stats.whispers_disabled,
+		whisper_dropped(s, &s->gw->rooms.whispers_disabled,
 		                "whisper is off for the channel");
 		return;
 	}
 	len = json_dumpb(data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (len == 0 || len > wc->max_bytes) {
-		whisper_dropped(s, &s->gw->stats.whispers_too_large, "too large");
+		whisper_dropped(s, &s->gw->rooms.whispers_too_large, "too large");
 		return;
 	}
 	if (!whisper_allowed(s, wc)) {
-		whisper_dropped(s, &s->gw->stats.whispers_rate_limited, "over the rate");
+		whisper_dropped(s, &s->gw->rooms.whispers_rate_limited, "over the rate");
 		return;
 	}
 	text = malloc(len + 1);
@@ -658,7 +660,7 @@ static void do_whisper(struct session *s, struct sub *sub, const json_t *data)
 		free(text);
 		return;
 	}
-	s->gw->stats.whispers++;
+	s->gw->rooms.whispers++;
 	room_send(sub->room, FRAME_MESSAGE, text, len, s);
 	free(text);
 }
@@ -694,15 +696,15 @@ void room_release(struct gw *gw)
 {
 	struct room *r, *tmp;
 
-	gw->mirror_queue = NULL;
-	HASH_ITER(hh, gw->rooms, r, tmp)
+	gw->rooms.mirror_queue = NULL;
+	HASH_ITER(hh, gw->rooms.table, r, tmp)
 	{
-		HASH_DELETE(hh, gw->rooms, r);
+		HASH_DELETE(hh, gw->rooms.table, r);
 		cable_presence_room_free(r->pres);
 		free(r->watchers_topic);
 		free(r->subs);
 		free(r);
 	}
-	cable_presence_free(gw->presence);
-	gw->presence = NULL;
+	cable_presence_free(gw->rooms.presence);
+	gw->rooms.presence = NULL;
 }

@@ -35,7 +35,7 @@
 #include "cable_mqtt.h"
 #include "cable_proto.h"
 #include "cable_topic.h"
-#include "gateway_internal.h"
+#include "gw.h"
 
 #define STATE_PROTOCOL    "cable-state"
 #define STATE_AUTH_METHOD "mosquitto-cable" /* broker.c checks it */
@@ -187,7 +187,7 @@ static void state_connect(lws_sorted_usec_list_t *sul)
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	st->fd = fd;
 	u.sockfd = fd;
-	st->wsi = lws_adopt_descriptor_vhost(lws_get_vhost_by_name(gw->ctx, "default"),
+	st->wsi = lws_adopt_descriptor_vhost(lws_get_vhost_by_name(gw->loop.ctx, "default"),
 	                                     LWS_ADOPT_SOCKET, u, STATE_PROTOCOL, NULL);
 	if (st->wsi == NULL) { /* lws closed the descriptor */
 		state_warn(gw, "libwebsockets could not adopt the socket");
@@ -244,7 +244,7 @@ static void state_dispatch(struct gw *gw, size_t max)
 			st->backlog_tail = NULL;
 		st->backlog_count--;
 		st->backlog_bytes -= m->topic_len + m->payload_len;
-		fanout_dispatch(gw, m);
+		fanout_dispatch(&gw->index, m);
 		cable_msg_free(m);
 	}
 	if (st->backlog && !st->dispatch_pending && !gw->finished) {
@@ -360,7 +360,7 @@ static void state_synced(struct gw *gw)
 		struct sub *sub, *tmp;
 
 		st->pending = false;
-		for (sess = gw->sessions; sess; sess = sess->next) {
+		for (sess = gw->sess.list; sess; sess = sess->next) {
 			HASH_ITER(hh, sess->subs, sub, tmp)
 			{
 				if (sub->replay_pending) {
@@ -570,18 +570,18 @@ static void replay_one(const struct cable_retained_entry *e, void *arg)
 	m.payload_len = e->payload_len;
 	m.qos = e->qos;
 	m.retain = true;
-	if (sub->acl_each && !sub_may_read(r->gw, sub, &m))
+	if (sub->entry.check_each && !sub_may_read(sub, &m))
 		return;
-	if (sub->deliver == CABLE_DELIVER_ENVELOPE)
+	if (sub->entry.deliver == CABLE_DELIVER_ENVELOPE)
 		rc = cable_proto_envelope_value(e->topic, e->topic_len, e->payload, e->payload_len,
 		                                true, &value, &vlen);
 	else
 		rc = cable_proto_payload_value(e->payload, e->payload_len, &value, &vlen);
 	if (rc != CABLE_OK) {
-		r->gw->stats.binary_skipped++;
+		r->gw->state.skipped++;
 		return;
 	}
-	f = cable_proto_message(sub->ident->json, sub->ident->json_len, value, vlen);
+	f = cable_proto_message(sub->entry.ident->json, sub->entry.ident->json_len, value, vlen);
 	free(value);
 	if (f == NULL)
 		return;

@@ -926,3 +926,19 @@ int cable_proto_reply_value(const char *request_json, size_t request_len, const 
 	free(value);
 	return rc;
 }
+
+const char *cable_disconnect_name(enum cable_disconnect reason)
+{
+	static const char *const names[CABLE_DISCONNECT_COUNT] = {
+	        [CABLE_DISCONNECT_UNAUTHORIZED] = "unauthorized",
+	        [CABLE_DISCONNECT_INVALID_REQUEST] = "invalid_request",
+	        [CABLE_DISCONNECT_SERVER_RESTART] = "server_restart",
+	        [CABLE_DISCONNECT_SERVER_ERROR] = "server_error",
+	        [CABLE_DISCONNECT_TOKEN_EXPIRED] = "token_expired",
+	        [CABLE_DISCONNECT_TOO_SLOW] = "too_slow",
+	        [CABLE_DISCONNECT_TOO_MANY_CONNECTIONS] = "too_many_connections",
+	        [CABLE_DISCONNECT_NO_PONG] = "no_pong",
+	};
+
+	return (unsigned)reason < CABLE_DISCONNECT_COUNT ? names[reason] : NULL;
+}

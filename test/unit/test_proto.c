@@ -378,6 +378,21 @@ static void test_disconnect(void)
 	             "{\"type\":\"disconnect\",\"reason\":\"\",\"reconnect\":true}");
 }
 
+/* Every reason has one wire name, the one ActionCable clients know; none is shared. */
+static void test_disconnect_names(void)
+{
+	static const char *const want[] = {
+	        "unauthorized",  "invalid_request", "server_restart",       "server_error",
+	        "token_expired", "too_slow",        "too_many_connections", "no_pong"};
+
+	ASSERT_EQ(CABLE_ARRAY_LEN(want), CABLE_DISCONNECT_COUNT);
+	for (size_t i = 0; i < CABLE_DISCONNECT_COUNT; i++)
+		ASSERT_STR_EQ(cable_disconnect_name((enum cable_disconnect)i), want[i]);
+	ASSERT_NULL(cable_disconnect_name(CABLE_DISCONNECT_COUNT));
+	expect_frame(cable_proto_disconnect(cable_disconnect_name(CABLE_DISCONNECT_TOO_SLOW), true),
+	             "{\"type\":\"disconnect\",\"reason\":\"too_slow\",\"reconnect\":true}");
+}
+
 static void test_confirm_reject_exact(void)
 {
 	static const char id[] = "{\"channel\":\"ChatChannel\",\"id\":42}";
@@ -794,7 +809,8 @@ TEST_MAIN(TEST(test_decode_presence_whisper), TEST(test_encode_presence), TEST(t
           TEST(test_decode_unsubscribe_and_message), TEST(test_decode_unknown_command),
           TEST(test_decode_identifier_unicode_and_escapes), TEST(test_decode_uses_length_not_nul),
           TEST(test_decode_errors), TEST(test_decode_error_text_is_printable), TEST(test_welcome),
-          TEST(test_ping), TEST(test_disconnect), TEST(test_confirm_reject_exact),
-          TEST(test_identifier_echo_round_trip), TEST(test_json_string), TEST(test_payload_value),
-          TEST(test_envelope_value), TEST(test_envelope_large_binary), TEST(test_message),
-          TEST(test_reserved_key), TEST(test_answer_value), TEST(test_reply_value))
+          TEST(test_ping), TEST(test_disconnect), TEST(test_disconnect_names),
+          TEST(test_confirm_reject_exact), TEST(test_identifier_echo_round_trip),
+          TEST(test_json_string), TEST(test_payload_value), TEST(test_envelope_value),
+          TEST(test_envelope_large_binary), TEST(test_message), TEST(test_reserved_key),
+          TEST(test_answer_value), TEST(test_reply_value))

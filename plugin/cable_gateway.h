@@ -25,8 +25,18 @@
 #include "cable_queue.h"
 #include "cable_rules.h"
 
-#define CABLE_GATEWAY_ABI    3
-#define CABLE_GATEWAY_SYMBOL "cable_gateway_api_v1"
+#define CABLE_GATEWAY_ABI 3
+
+/*
+ * The exported symbol's name carries the ABI version: cable_gateway_api_v3 for ABI 3,
+ * so an adapter and a gateway of different ABIs do not even find each other.
+ */
+#define CABLE_GATEWAY_CAT_(a, b) a##b
+#define CABLE_GATEWAY_CAT(a, b)  CABLE_GATEWAY_CAT_(a, b)
+#define CABLE_GATEWAY_STR_(x)    #x
+#define CABLE_GATEWAY_STR(x)     CABLE_GATEWAY_STR_(x)
+#define CABLE_GATEWAY_API        CABLE_GATEWAY_CAT(cable_gateway_api_v, CABLE_GATEWAY_ABI)
+#define CABLE_GATEWAY_SYMBOL     CABLE_GATEWAY_STR(CABLE_GATEWAY_API)
 
 /*
  * Response topics of request actions: this prefix and the performing subscription's
@@ -97,38 +107,6 @@ struct cable_link {
 };
 
 struct cable_gateway;
-
-/*
- * The bytes of the configuration files, read by the adapter (broker thread). The
- * gateway parses them with its own copy of the core, so every object in a rule set is
- * created and used by one copy of the code (static tables compared by address stay
- * consistent). File names are for error messages only.
- */
-/* One verification key from plugin_opt_jwt_keys_file, with the bytes of its key file. */
-struct cable_key_source {
-	const char *kid; /* may be NULL */
-	const char *alg; /* HS256 ... EdDSA */
-	const unsigned char *key;
-	size_t key_len;
-	const char *file;
-};
-
-struct cable_rules_source {
-	const char *channels;
-	size_t channels_len;
-	const char *channels_file;
-	const unsigned char *secret; /* NULL in anonymous mode */
-	size_t secret_len;
-	const char *secret_file;
-	const char *acl; /* NULL: no ACL file */
-	size_t acl_len;
-	const char *acl_file;
-	const struct cable_key_source *keys; /* from plugin_opt_jwt_keys_file */
-	size_t nkeys;
-	const char *keys_file;
-	const char *issuer, *audience, *user_claim, *roles_claim;
-	long long leeway;
-};
 
 /* What cable_gateway_api.layout holds, in this order. */
 #define CABLE_GATEWAY_LAYOUT                                                                       \

@@ -1,0 +1,182 @@
+/*
+ * The gateway's side of the two queues between the threads (bridge.h): log lines and
+ * browsers' publishes to the broker thread (with the nudge that makes up for a lost
+ * wake-up), and the inbox from it (messages to fan out, answers, new rules). bridge.c
+ * alone writes struct gw_bridge. Gateway thread, except bridge_log_lws and lws' log
+ * lines emitted inside start() (broker thread; they only queue).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mosquitto.h>
+
+#include "gw.h"
+void gw_log(struct gw *gw, int level, const char *fmt, ...)
+{
+	struct cable_msg *m;
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	m = cable_msg_new(CABLE_MSG_LOG, line, (size_t)n, NULL, 0);
+	if (m == NULL)
+		return;
+	m->level = level;
+	/* A full queue drops the line: logs never push out a browser's publish. */
+	if (cable_queue_push(&gw->link->to_broker, m, false) != CABLE_OK)
+		cable_msg_free(m);
+}
+
+/*
+ * libwebsockets' own log lines (errors and warnings only). They are emitted on the
+ * gateway thread, or on the broker thread inside start(); either way they only queue.
+ */
+static struct gw *lws_log_target;
+
+static void lws_log_emit(int level, const char *line);
+
+void bridge_log_lws(struct gw *gw)
+{
+	lws_log_target = gw;
+	if (gw)
+		lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+	size_t len = strlen(line);
+
+	if (lws_log_target == NULL)
+		return;
+	/* Our own refusals (path, Origin) are logged by us, with the reason. */
+	if (strstr(line, "User code denied connection"))
+		return;
+	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		len--;
+	gw_log(lws_log_target, level == LLL_ERR ? MOSQ_LOG_ERR : MOSQ_LOG_WARNING,
+	       "libwebsockets: %.*s", (int)len, line);
+}
+
+#define NUDGE_US (2 * LWS_US_PER_MS)
+
+/*
+ * The wake signal can be lost: if it arrives while the broker thread is finishing a
+ * TICK, after it took the queue but before its next epoll_wait, the handler runs, the
+ * wait then sleeps its full 100 ms, and the publish waits with it (the benchmark's
+ * perform p99 showed that tail). So while anything we queued is still waiting, signal
+ * again every 2 ms.
+ */
+static void broker_nudge(lws_sorted_usec_list_t *sul)
+{
+	struct gw *gw = lws_container_of(sul, struct gw, bridge.nudge_sul);
+	struct cable_queue *q = &gw->link->to_broker;
+	size_t waiting;
+
+	cable_queue_stats(q, &waiting, NULL);
+	if (waiting == 0) {
+		gw->bridge.nudging = false;
+		return;
+	}
+	if (q->wake)
+		q->wake(q->wake_arg);
+	gw_schedule(gw, &gw->bridge.nudge_sul, broker_nudge, NUDGE_US);
+}
+
+/* Gateway thread: queue a browser's publish for the broker thread. */
+int gw_push_to_broker(struct gw *gw, struct cable_msg *m)
+{
+	int rc = cable_queue_push(&gw->link->to_broker, m, false);
+
+	if (rc == CABLE_OK && !gw->bridge.nudging) {
+		gw->bridge.nudging = true;
+		gw_schedule(gw, &gw->bridge.nudge_sul, broker_nudge, NUDGE_US);
+	}
+	return rc;
+}
+
+/*
+ * Messages handled per wake-up. A larger backlog is left for the next round of the
+ * service loop (we wake ourselves), so sockets get written between rounds: a healthy
+ * browser drains a device's burst as it goes instead of owing all of it at once.
+ */
+#define INBOX_BATCH 16
+
+static void inbox_continue(lws_sorted_usec_list_t *sul)
+{
+	drain_inbox(lws_container_of(sul, struct gw, bridge.inbox_sul), true);
+}
+
+/*
+ * from_timer: called by the continuation timer, which runs once per service round.
+ * A wake-up that finds a backlog only appends to it, so batches never run twice in a
+ * round without the writes between them.
+ */
+void drain_inbox(struct gw *gw, bool from_timer)
+{
+	struct cable_msg *m, *next;
+	bool was_waiting = false;
+	int n = 0;
+
+	/* Append what the broker queued to what is left from the last round. */
+	m = cable_queue_take_all(&gw->link->to_gateway, &was_waiting);
+	if (m) {
+		if (gw->bridge.backlog_tail)
+			gw->bridge.backlog_tail->next = m;
+		else
+			gw->bridge.backlog = m;
+		while (m->next)
+			m = m->next;
+		gw->bridge.backlog_tail = m;
+	}
+	if (gw->bridge.backlog_pending && !from_timer)
+		goto resume_paused;
+	gw->bridge.backlog_pending = false;
+	for (m = gw->bridge.backlog; m && n < INBOX_BATCH; m = next, n++) {
+		next = m->next;
+		switch (m->kind) {
+		case CABLE_MSG_PUBLISH:
+			fanout_dispatch(&gw->index, m);
+			if (m->answer)
+				answer_from_broker(gw, m); /* acknowledged after its fan-out */
+			break;
+		case CABLE_MSG_REFUSED:
+		case CABLE_MSG_REPLY:
+		case CABLE_MSG_ACK:
+			answer_from_broker(gw, m);
+			break;
+		case CABLE_MSG_RULES:
+			gw_replace_rules(gw, m->ptr);
+			break;
+		case CABLE_MSG_LOG:
+			break;
+		}
+		cable_msg_free(m);
+	}
+	gw->bridge.backlog = m;
+	if (m == NULL)
+		gw->bridge.backlog_tail = NULL;
+	else { /* come back after this round's writes (timers run before the poll) */
+		gw->bridge.backlog_pending = true;
+		gw_schedule(gw, &gw->bridge.inbox_sul, inbox_continue, 1);
+	}
+resume_paused:
+	/* The broker has drained to_broker since we paused: retry the paused browsers. */
+	sessions_resume_paused(gw);
+	if (atomic_load(&gw->stop_requested) && !gw->stopping)
+		gw_begin_stop(gw);
+}
+
+void bridge_release(struct gw_bridge *b)
+{
+	cable_msg_free_chain(b->backlog);
+	b->backlog = b->backlog_tail = NULL;
+}

@@ -1,0 +1,28 @@
+/*
+ * The gateway's periodic duties: ActionCable pings, the broker TICK watchdog (what
+ * /health and performs answer when publishes cannot leave) and giving freed memory
+ * back. health.c alone writes struct gw_health. Gateway thread.
+ */
+#ifndef CABLE_HEALTH_H
+#define CABLE_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libwebsockets.h>
+
+struct gw;
+
+struct gw_health {
+	lws_sorted_usec_list_t ping_sul;
+	unsigned pings;        /* ping rounds so far, for the TICK watchdog */
+	bool warned_tick;      /* the no-TICK watchdog has looked */
+	const char *unhealthy; /* why /health answers 503 and performs are refused, or NULL */
+	size_t peak_sessions;  /* since the last malloc_trim */
+	size_t unused_base, unused_after_trim; /* resident, not malloc'ed bytes (trim_memory) */
+};
+
+/* Start the ping round (first thing on the gateway thread). */
+void health_start(struct gw *gw);
+
+#endif
