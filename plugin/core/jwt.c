@@ -22,7 +22,9 @@
  * All cryptography is OpenSSL 3 EVP. The only encodings done here by hand are
  * base64url (strict: no padding, no other alphabet, no stray bits, so a signature has
  * exactly one spelling) and the JWS R||S form of ECDSA signatures, which EVP wants as
- * DER (RFC 7518 3.4).
+ * DER (RFC 7518 3.4). ECDSA signatures are malleable ((r, s) and (r, n - s) both
+ * verify), so only the low-S form is accepted (s <= n/2, as most JWT libraries
+ * require) and our own signatures are normalised to it: a token has one spelling.
  *
  * OpenSSL reports failures on its thread-local error queue. Every public function
  * sets a mark on entry and pops back to it on exit, so a rejected token leaves no
@@ -433,10 +435,38 @@ static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
 
 /* ---- Signatures ---------------------------------------------------------------------- */
 
-/* JWS ECDSA signature (R||S, each coord_len bytes) to the DER ECDSA-Sig-Value EVP wants. */
-static int jwt_ecdsa_raw_to_der(const unsigned char *raw, size_t coord_len, unsigned char **der,
-                                size_t *der_len)
+/*
+ * Is s in the upper half of the curve's order (s > n/2)? 1 yes, 0 no, -1 out of memory.
+ * If n_minus_s is not NULL and s is high, it is set to n - s (the low-S twin).
+ */
+static int jwt_ecdsa_s_high(int curve_nid, const BIGNUM *s, BIGNUM *n_minus_s)
 {
+	EC_GROUP *group = EC_GROUP_new_by_curve_name(curve_nid);
+	BIGNUM *half = BN_new();
+	const BIGNUM *order;
+	int rc = -1;
+
+	if (group == NULL || half == NULL || (order = EC_GROUP_get0_order(group)) == NULL ||
+	    BN_rshift1(half, order) != 1)
+		goto out;
+	rc = BN_cmp(s, half) > 0;
+	if (rc == 1 && n_minus_s != NULL && BN_sub(n_minus_s, order, s) != 1)
+		rc = -1;
+out:
+	BN_free(half);
+	EC_GROUP_free(group);
+	return rc;
+}
+
+/*
+ * JWS ECDSA signature (R||S, each coord_len bytes) to the DER ECDSA-Sig-Value EVP wants.
+ * CABLE_EAUTH for a high-S signature (not the canonical spelling), else CABLE_OK or
+ * CABLE_ENOMEM.
+ */
+static int jwt_ecdsa_raw_to_der(const struct jwt_alg *alg, const unsigned char *raw,
+                                unsigned char **der, size_t *der_len)
+{
+	size_t coord_len = alg->coord_len;
 	ECDSA_SIG *sig;
 	BIGNUM *r, *s;
 	unsigned char *buf, *p;
@@ -445,7 +475,10 @@ static int jwt_ecdsa_raw_to_der(const unsigned char *raw, size_t coord_len, unsi
 	sig = ECDSA_SIG_new();
 	r = BN_bin2bn(raw, (int)coord_len, NULL);
 	s = BN_bin2bn(raw + coord_len, (int)coord_len, NULL);
-	if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
+	n = s ? jwt_ecdsa_s_high(alg->curve_nid, s, NULL) : -1;
+	if (n == 1)
+		rc = CABLE_EAUTH;
+	if (sig == NULL || r == NULL || s == NULL || n != 0 || ECDSA_SIG_set0(sig, r, s) != 1) {
 		BN_free(r);
 		BN_free(s);
 		goto out;
@@ -470,22 +503,35 @@ out:
 	return rc;
 }
 
-/* DER ECDSA-Sig-Value from EVP to the JWS form: R and S, each left-padded to coord_len. */
-static int jwt_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t coord_len,
+/*
+ * DER ECDSA-Sig-Value from EVP to the JWS form: R and S, each left-padded to coord_len,
+ * with S made low (n - S when S > n/2; OpenSSL signs with either half).
+ */
+static int jwt_ecdsa_der_to_raw(const struct jwt_alg *alg, const unsigned char *der, size_t der_len,
                                 unsigned char *raw)
 {
 	const unsigned char *p = der;
 	const BIGNUM *r, *s;
+	BIGNUM *low = BN_new();
 	ECDSA_SIG *sig;
-	int rc = CABLE_EINVAL;
+	int coord_len = (int)alg->coord_len, high, rc = CABLE_EINVAL;
 
 	sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-	if (sig == NULL)
-		return CABLE_EINVAL;
+	if (sig == NULL || low == NULL) {
+		rc = sig == NULL ? CABLE_EINVAL : CABLE_ENOMEM;
+		goto out;
+	}
 	ECDSA_SIG_get0(sig, &r, &s);
-	if (BN_bn2binpad(r, raw, (int)coord_len) == (int)coord_len &&
-	    BN_bn2binpad(s, raw + coord_len, (int)coord_len) == (int)coord_len)
+	high = jwt_ecdsa_s_high(alg->curve_nid, s, low);
+	if (high < 0) {
+		rc = CABLE_ENOMEM;
+		goto out;
+	}
+	if (BN_bn2binpad(r, raw, coord_len) == coord_len &&
+	    BN_bn2binpad(high ? low : s, raw + coord_len, coord_len) == coord_len)
 		rc = CABLE_OK;
+out:
+	BN_free(low);
 	ECDSA_SIG_free(sig);
 	return rc;
 }
@@ -505,7 +551,7 @@ static int jwt_pkey_verify(const struct jwt_key *k, const unsigned char *data, s
 		/* RFC 7518 3.4: exactly two fixed-size integers, nothing else. */
 		if (sig_len != 2 * alg->coord_len)
 			return CABLE_EAUTH;
-		rc = jwt_ecdsa_raw_to_der(sig, alg->coord_len, &der, &der_len);
+		rc = jwt_ecdsa_raw_to_der(alg, sig, &der, &der_len);
 		if (rc != CABLE_OK)
 			return rc;
 		sig = der;
@@ -978,7 +1024,7 @@ static int jwt_pkey_sign(const struct jwt_alg *alg, EVP_PKEY *pk, const unsigned
 	if (EVP_DigestSign(ctx, sig, &sig_len, data, len) != 1)
 		goto fail;
 	if (alg->family == JWT_EC) {
-		if (jwt_ecdsa_der_to_raw(sig, sig_len, alg->coord_len, out) != CABLE_OK)
+		if (jwt_ecdsa_der_to_raw(alg, sig, sig_len, out) != CABLE_OK)
 			goto fail;
 		*out_len = 2 * alg->coord_len;
 	} else {

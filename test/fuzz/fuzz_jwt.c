@@ -6,11 +6,10 @@
  *   1. As a token, verified against a fixed keyset (HS256, HS384 "k2", RS256, ES256,
  *      EdDSA "ed") at a fixed clock. It must never be accepted unless it is one of the
  *      VALID tokens below, which the corpus (test/fuzz/corpus/jwt/) seeds: any other
- *      acceptance is a forgery. One allowance: ECDSA signatures are malleable ((r, s)
- *      and (r, n - s) both verify, and JWS does not ask for low S; the RFC 7515 A.3
- *      vector itself is high-S), so for the ES256 seed the signing input must match,
- *      not the signature. HMAC, RSA PKCS#1 v1.5 and Ed25519 signatures have exactly
- *      one valid value, and strict base64url gives that value one spelling.
+ *      acceptance is a forgery. Every signature has exactly one valid value: HMAC,
+ *      RSA PKCS#1 v1.5 and Ed25519 by construction, ECDSA because only the low-S
+ *      form is accepted (the seeded ES256 token is low-S; its high-S twin (r, n - s)
+ *      must be refused). Strict base64url gives that value one spelling.
  *
  *   2. As a claim set: signed with the HS256 key and verified. Phase 1 reaches the
  *      claim checks only through a valid signature; this phase feeds them arbitrary
@@ -55,36 +54,50 @@ static const char ED_PUB[] = "-----BEGIN PUBLIC KEY-----\n"
 
 static const struct {
 	const char *token;
-	bool malleable; /* ECDSA: only the signing input is fixed */
 } VALID[] = {
-        {"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-         "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cCI6MjAw"
-         "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
-         "b4yE8dvZA-nUecbBu-OGefvGR329tQcIkE1fQQuAfCI",
-         false},
-        {"eyJhbGciOiJIUzM4NCIsInR5cCI6IkpXVCIsImtpZCI6ImsyIn0."
-         "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cCI6MjAw"
-         "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
-         "YUJq65V3i9p0Y-XRGEjOPQcJnRB4DySuj6TbFNg3lKe2V1Pjc1rLcjkbc8LuyO1m",
-         false},
-        {"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
-         "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cCI6MjAw"
-         "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
-         "KnOBmlhfDqLc5WTza6U72MsqFeoFfjSD2WrizJvunXulxhdIJd2ZhJc2UfeHCP5lNRshl7crlpyMe7S7cw25WfWV"
-         "cUxa0V0c-nrs8y0uvvg6VYzbnLPJhFfYrXvcsQpsyhGV4HS081wdpfuPXC0Dnd76hleZzUaUynsITIKhf2HpUX4c"
-         "KZW_IXbCu8STdM-jJ1hOEVx2wUqM1L8iG_h7lmDNBH6clPs5yFrSaZ97ZZjy_4nhstrSVCaw9F_q4AK3ywghrmft"
-         "93IpOsguThG-IMWry3B9u6la5qxFFkjE3VVDsBSLPESB0kc1H9jIiJT7500aKyCgt0-d44rvLq6sjg",
-         false},
-        {"eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6ImVkIn0."
-         "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cCI6MjAw"
-         "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
-         "aulxKxLoKMQpCXoG9OWWYmpD1I1XrMhEPC49QGBBysweQCQjZTOh89VOrGfYT_2uSB8wJ6E-NylPjDKetaArBw",
-         false},
-        {"eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9."
-         "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cCI6MjAw"
-         "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
-         "dDFfuiVzODO4psc6WLF_GT9desdYM3tkCfuyl5e229NV0UXPrngTFIQuWFogVWGuVwkjskRIAauOMQLmZ-vHEQ",
-         true},
+        {
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+                "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cC"
+                "I6MjAw"
+                "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
+                "b4yE8dvZA-nUecbBu-OGefvGR329tQcIkE1fQQuAfCI",
+        },
+        {
+                "eyJhbGciOiJIUzM4NCIsInR5cCI6IkpXVCIsImtpZCI6ImsyIn0."
+                "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cC"
+                "I6MjAw"
+                "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
+                "YUJq65V3i9p0Y-XRGEjOPQcJnRB4DySuj6TbFNg3lKe2V1Pjc1rLcjkbc8LuyO1m",
+        },
+        {
+                "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."
+                "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cC"
+                "I6MjAw"
+                "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
+                "KnOBmlhfDqLc5WTza6U72MsqFeoFfjSD2WrizJvunXulxhdIJd2ZhJc2UfeHCP5lNRshl7crlpyMe7S7cw"
+                "25WfWV"
+                "cUxa0V0c-"
+                "nrs8y0uvvg6VYzbnLPJhFfYrXvcsQpsyhGV4HS081wdpfuPXC0Dnd76hleZzUaUynsITIKhf2HpUX4c"
+                "KZW_IXbCu8STdM-jJ1hOEVx2wUqM1L8iG_h7lmDNBH6clPs5yFrSaZ97ZZjy_4nhstrSVCaw9F_"
+                "q4AK3ywghrmft"
+                "93IpOsguThG-IMWry3B9u6la5qxFFkjE3VVDsBSLPESB0kc1H9jIiJT7500aKyCgt0-d44rvLq6sjg",
+        },
+        {
+                "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6ImVkIn0."
+                "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cC"
+                "I6MjAw"
+                "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
+                "aulxKxLoKMQpCXoG9OWWYmpD1I1XrMhEPC49QGBBysweQCQjZTOh89VOrGfYT_2uSB8wJ6E-"
+                "NylPjDKetaArBw",
+        },
+        {
+                "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9."
+                "eyJzdWIiOiJhbGljZSIsImlzcyI6Imh0dHBzOi8vYXBwLmV4YW1wbGUiLCJhdWQiOiJjYWJsZSIsImV4cC"
+                "I6MjAw"
+                "MDAwMDAwMCwicm9sZXMiOlsidmlld2VyIl19."
+                "dDFfuiVzODO4psc6WLF_GT9desdYM3tkCfuyl5e229NV0UXPrngTFIQuWFogVWGuVwkjskRIAauOMQLmZ-"
+                "vHEQ",
+        },
 };
 
 static const struct cable_jwt_policy POLICY = {
@@ -124,19 +137,12 @@ static const struct cable_keyset *keyset(void)
 
 static bool is_seeded(const char *tok, size_t len)
 {
-	const char *sig;
 	size_t i, vlen;
 
 	for (i = 0; i < sizeof(VALID) / sizeof(VALID[0]); i++) {
 		vlen = strlen(VALID[i].token);
 		if (len == vlen && memcmp(tok, VALID[i].token, len) == 0)
 			return true;
-		if (VALID[i].malleable) {
-			sig = strrchr(VALID[i].token, '.');
-			vlen = (size_t)(sig - VALID[i].token) + 1; /* "header.payload." */
-			if (len > vlen && memcmp(tok, VALID[i].token, vlen) == 0)
-				return true;
-		}
 	}
 	return false;
 }

@@ -588,14 +588,48 @@ static void test_rfc7515_a2_rs256(void)
 	cable_keyset_free(ks);
 }
 
+/*
+ * The ECDSA twin of a token: the same R, and S replaced by n - S (n: the curve's order).
+ * Both verify mathematically; only the one with S <= n/2 (low S) may be accepted.
+ */
+static char *ecdsa_twin(const char *tok, int curve_nid, size_t coord_len)
+{
+	unsigned char raw[96];
+	EC_GROUP *group = EC_GROUP_new_by_curve_name(curve_nid);
+	BIGNUM *s, *twin = BN_new();
+	size_t hc_len = (size_t)(sig_of(tok) - tok);
+	char *sig, *out;
+
+	ASSERT_NOT_NULL(group);
+	ASSERT_EQ(b64u_decode(sig_of(tok), strlen(sig_of(tok)), raw), 2 * coord_len);
+	s = BN_bin2bn(raw + coord_len, (int)coord_len, NULL);
+	ASSERT(s && twin && BN_sub(twin, EC_GROUP_get0_order(group), s) == 1);
+	ASSERT_EQ(BN_bn2binpad(twin, raw + coord_len, (int)coord_len), coord_len);
+	sig = b64u(raw, 2 * coord_len);
+	out = malloc(hc_len + strlen(sig) + 1);
+	ASSERT_NOT_NULL(out);
+	memcpy(out, tok, hc_len);
+	strcpy(out + hc_len, sig);
+	free(sig);
+	BN_free(s);
+	BN_free(twin);
+	EC_GROUP_free(group);
+	return out;
+}
+
+/* The published A.3 signature happens to be high-S: refused; its low-S twin is the vector. */
 static void test_rfc7515_a3_es256(void)
 {
 	static const char tok[] =
 	        "eyJhbGciOiJFUzI1NiJ9." RFC_PAYLOAD ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-"
 	        "F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
 	struct cable_keyset *ks = keyset_with(NULL, "ES256", KEY(RFC_EC_PUB));
+	struct cable_jwt_policy pol = policy_rfc();
+	char *low = ecdsa_twin(tok, NID_X9_62_prime256v1, 32);
 
-	check_rfc7515_token(ks, tok);
+	expect_reject(ks, &pol, tok, RFC_NOW, "bad signature");
+	check_rfc7515_token(ks, low);
+	free(low);
 	cable_keyset_free(ks);
 }
 
@@ -1115,6 +1149,42 @@ static void test_signature_shapes(void)
 	free(tok);
 	free(sig);
 	cable_keyset_free(ks);
+}
+
+/*
+ * ECDSA malleability: the high-S twin (r, n - s) of a valid low-S signature verifies
+ * mathematically, but a token must have one spelling, so it is refused.
+ */
+static void test_ecdsa_high_s(void)
+{
+	static const struct {
+		const char *tok, *alg;
+		int nid;
+		size_t coord_len;
+		const unsigned char *pub;
+		size_t pub_len;
+	} cases[] = {
+	        {REF_ES256, "ES256", NID_X9_62_prime256v1, 32, KEY(P256_PUB)},
+	        {REF_ES384, "ES384", NID_secp384r1, 48, KEY(P384_PUB)},
+	};
+	struct cable_jwt_policy pol = policy_default();
+	struct cable_keyset *ks;
+	char *high, *back;
+	size_t i;
+
+	for (i = 0; i < CABLE_ARRAY_LEN(cases); i++) {
+		ks = keyset_with(NULL, cases[i].alg, cases[i].pub, cases[i].pub_len);
+		expect_ok_release(ks, &pol, cases[i].tok, NOW, "alice");
+		high = ecdsa_twin(cases[i].tok, cases[i].nid, cases[i].coord_len);
+		ASSERT(strcmp(high, cases[i].tok) != 0);
+		expect_reject(ks, &pol, high, NOW, "bad signature");
+		/* The twin of the twin is the original again: the test built the right S. */
+		back = ecdsa_twin(high, cases[i].nid, cases[i].coord_len);
+		ASSERT_STR_EQ(back, cases[i].tok);
+		free(back);
+		free(high);
+		cable_keyset_free(ks);
+	}
 }
 
 /* Every byte of a signature counts: flip the first, a middle and the last one. */
@@ -1726,9 +1796,10 @@ TEST_MAIN(TEST(test_rfc7515_a1_hs256), TEST(test_rfc7515_a2_rs256), TEST(test_rf
           TEST(test_verify_reference), TEST(test_roundtrip_every_alg), TEST(test_sign_with_kid),
           TEST(test_wrong_key), TEST(test_alg_none), TEST(test_alg_confusion), TEST(test_truncated),
           TEST(test_segments), TEST(test_bad_base64), TEST(test_header_and_claims_syntax),
-          TEST(test_signature_shapes), TEST(test_every_signature_byte_counts),
-          TEST(test_exp_nbf_leeway), TEST(test_principal_exp), TEST(test_iss_aud),
-          TEST(test_user_claim), TEST(test_roles_claim), TEST(test_kid_rotation),
-          TEST(test_kidless_rotation), TEST(test_keyset_add_rejects), TEST(test_many_keys),
-          TEST(test_length_limit), TEST(test_invalid_arguments), TEST(test_sign_rejects),
-          TEST(test_sign_claims_buffer), TEST(test_error_queue_preserved))
+          TEST(test_signature_shapes), TEST(test_ecdsa_high_s),
+          TEST(test_every_signature_byte_counts), TEST(test_exp_nbf_leeway),
+          TEST(test_principal_exp), TEST(test_iss_aud), TEST(test_user_claim),
+          TEST(test_roles_claim), TEST(test_kid_rotation), TEST(test_kidless_rotation),
+          TEST(test_keyset_add_rejects), TEST(test_many_keys), TEST(test_length_limit),
+          TEST(test_invalid_arguments), TEST(test_sign_rejects), TEST(test_sign_claims_buffer),
+          TEST(test_error_queue_preserved))
