@@ -15,6 +15,7 @@
 #include <mosquitto.h>
 #include <openssl/rand.h>
 
+#include "cable_cookie.h"
 #include "cable_jwt.h"
 #include "counter.h"
 #include "gw.h"
@@ -45,6 +46,40 @@ void make_sid(char *out)
 }
 
 /*
+ * The token cookie (plugin_opt_token_cookie) copied into buf, NUL-terminated; NULL when
+ * there is none. Parsed by cable_cookie_get: the exact name only, and refused when it
+ * occurs twice (cookie tossing from a sibling subdomain), with a log line.
+ */
+static const char *token_cookie(struct session *s, char *buf, size_t len)
+{
+	const char *name = s->gw->cfg.token_cookie, *v;
+	struct cable_error err = {0};
+	int total = lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_COOKIE);
+	size_t vn;
+	char *header;
+	int rc;
+
+	if (total <= 0 || (header = malloc((size_t)total + 1)) == NULL)
+		return NULL;
+	if (lws_hdr_copy(s->wsi, header, total + 1, WSI_TOKEN_HTTP_COOKIE) < 0) {
+		free(header);
+		return NULL;
+	}
+	rc = cable_cookie_get(header, strlen(header), name, strlen(name), &v, &vn, &err);
+	if (rc == CABLE_EINVAL)
+		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s): token cookie ignored: %s",
+		       s->sid, s->peer, err.text);
+	if (rc != CABLE_OK || vn == 0 || vn >= len) {
+		free(header);
+		return NULL;
+	}
+	memcpy(buf, v, vn);
+	buf[vn] = '\0';
+	free(header);
+	return buf;
+}
+
+/*
  * The token, from the first place that has one: the query parameter (browsers and
  * AnyCable clients), the configured cookie, or "Authorization: Bearer" (non-browser
  * clients). NULL if none.
@@ -53,7 +88,6 @@ static const char *find_token(struct session *s, char *buf, size_t len, const ch
 {
 	char name[80];
 	const char *t;
-	size_t n = len;
 	int hl;
 
 	snprintf(name, sizeof(name), "%s=", s->gw->cfg.token_param);
@@ -62,11 +96,12 @@ static const char *find_token(struct session *s, char *buf, size_t len, const ch
 		*where = "query";
 		return t;
 	}
-	if (s->gw->cfg.token_cookie &&
-	    lws_http_cookie_get(s->wsi, s->gw->cfg.token_cookie, buf, &n) == 0 && n > 0) {
-		buf[n < len ? n : len - 1] = '\0';
-		*where = "cookie";
-		return buf;
+	if (s->gw->cfg.token_cookie) {
+		t = token_cookie(s, buf, len);
+		if (t != NULL) {
+			*where = "cookie";
+			return t;
+		}
 	}
 	hl = lws_hdr_copy(s->wsi, buf, (int)len, WSI_TOKEN_HTTP_AUTHORIZATION);
 	if (hl > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
