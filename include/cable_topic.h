@@ -58,6 +58,16 @@ bool cable_topic_matches(const char *filter, size_t flen, const char *topic, siz
 bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer, size_t olen);
 
 /*
+ * The same two tests for arguments the caller has already validated
+ * (cable_topic_filter_valid / cable_topic_name_valid), without validating them again:
+ * the ACL tests one query against every rule, all checked once. Given invalid
+ * arguments the answer is meaningless, but nothing outside them is read.
+ */
+bool cable_topic_matches_valid(const char *filter, size_t flen, const char *topic, size_t tlen);
+bool cable_topic_filter_within_valid(const char *inner, size_t ilen, const char *outer,
+                                     size_t olen);
+
+/*
  * A value that is substituted into a topic template as one whole level (a channel
  * parameter, a user name): 1..CABLE_TOPIC_MAX_LEN bytes, valid UTF-8, no '/', '+',
  * '#', and not starting with '$'. Such a value can never widen a topic or reach a

@@ -68,7 +68,7 @@ static const char *token_cookie(struct session *s, char *buf, size_t len)
 	rc = cable_cookie_get(header, strlen(header), name, strlen(name), &v, &vn, &err);
 	if (rc == CABLE_EINVAL)
 		gw_log(s->gw, MOSQ_LOG_NOTICE, "connection %s (%s): token cookie ignored: %s",
-		       s->sid, s->peer, err.text);
+		       s->sid, s->peer, CABLE_LOG_STR(err.text));
 	if (rc != CABLE_OK || vn == 0 || vn >= len) {
 		free(header);
 		return NULL;
@@ -155,7 +155,7 @@ int authenticate(struct session *s)
 	if (rc != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) unauthorized: %s (token from %s)", s->sid, s->peer,
-		       err.text, where);
+		       CABLE_LOG_STR(err.text), where);
 		s->gw->limits.failures[failure_of(&err)]++;
 		return rc;
 	}
@@ -223,7 +223,7 @@ bool within_user_limit(struct session *s)
 		gw_log(gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) refused: user %s has %zu connections "
 		       "(plugin_opt_max_connections_per_user)",
-		       s->sid, s->peer, s->who.user, gw->cfg.max_per_user);
+		       s->sid, s->peer, CABLE_LOG_STR(s->who.user), gw->cfg.max_per_user);
 		/* Probably a page that leaks consumers: tell it not to retry. */
 		session_close(s, CABLE_DISCONNECT_TOO_MANY_CONNECTIONS, false,
 		              CLOSE_TRY_AGAIN_LATER);

@@ -63,7 +63,7 @@ static void lws_log_emit(int level, const char *line)
 	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	gw_log(lws_log_target, level == LLL_ERR ? MOSQ_LOG_ERR : MOSQ_LOG_WARNING,
-	       "libwebsockets: %.*s", (int)len, line);
+	       "libwebsockets: %s", CABLE_LOG_MEM(line, len));
 }
 
 #define NUDGE_US (2 * LWS_US_PER_MS)

@@ -39,6 +39,7 @@
 #include "cable_chanmap.h"
 #include "cable_clock.h"
 #include "cable_gateway.h"
+#include "cable_log.h"
 #include "cable_options.h"
 
 #define LOG_PREFIX "mosquitto-cable: "
@@ -318,7 +319,7 @@ static void publish_from_browser(struct cable_plugin *p, struct cable_msg *m)
 		/* Not taken: the properties are still ours. */
 		mosquitto_property_free_all(&props);
 		mosquitto_log_printf(MOSQ_LOG_WARNING, LOG_PREFIX "publish to '%s' failed: %s",
-		                     m->topic, mosquitto_strerror(rc));
+		                     CABLE_LOG_STR(m->topic), mosquitto_strerror(rc));
 		/* Tell the browser, if it wants to know (the gateway checks its answer mode). */
 		if (m->answer) {
 			m->kind = CABLE_MSG_REFUSED;

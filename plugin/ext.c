@@ -259,7 +259,7 @@ static bool restore(struct session *s, const char *sid)
 		gw_log(s->gw, MOSQ_LOG_INFO,
 		       "connection %s (user %s): session not restored (unknown, expired, used "
 		       "or another user's); a fresh session",
-		       s->sid, s->who.user);
+		       s->sid, CABLE_LOG_STR(s->who.user));
 		return false;
 	}
 	json = calloc(nids ? nids : 1, sizeof(*json));
@@ -271,7 +271,7 @@ static bool restore(struct session *s, const char *sid)
 		if (sub == NULL) {
 			gw_log(s->gw, MOSQ_LOG_NOTICE,
 			       "connection %s (user %s): a subscription was not restored: %s",
-			       s->sid, s->who.user, err.text);
+			       s->sid, CABLE_LOG_STR(s->who.user), CABLE_LOG_STR(err.text));
 			continue;
 		}
 		sub->held = calloc(1, sizeof(*sub->held));
@@ -296,7 +296,7 @@ static bool restore(struct session *s, const char *sid)
 	cable_frame_unref(f);
 	x->restored++;
 	gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): session restored, %zu subscriptions",
-	       s->sid, s->who.user, n);
+	       s->sid, CABLE_LOG_STR(s->who.user), n);
 	return true;
 }
 
@@ -664,7 +664,7 @@ struct ext_plan *ext_history_plan(struct session *s, struct sub *sub, const stru
 	rp->sub = sub;
 	if (cable_proto_history_request(cmd->history, &rp->req, &err) != CABLE_OK) {
 		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s): history request refused: %s",
-		       s->sid, s->who.user, err.text);
+		       s->sid, CABLE_LOG_STR(s->who.user), CABLE_LOG_STR(err.text));
 		rp->failed = true;
 		return rp;
 	}
@@ -751,7 +751,7 @@ void ext_history(struct session *s, const struct cable_cmd *cmd)
 		gw_log(s->gw, MOSQ_LOG_INFO,
 		       "connection %s (user %s): history for an identifier it is not subscribed "
 		       "to; ignored",
-		       s->sid, s->who.user);
+		       s->sid, CABLE_LOG_STR(s->who.user));
 		return;
 	}
 	ext_history_send(s, sub, ext_history_plan(s, sub, cmd), true);

@@ -33,9 +33,9 @@ static bool origin_allowed(struct gw *gw, struct lws *wsi)
 		return true;
 	lws_get_peer_simple(wsi, peer, sizeof(peer));
 	gw_log(gw, MOSQ_LOG_NOTICE,
-	       "upgrade from %s refused: Origin '%.100s' is not allowed "
+	       "upgrade from %s refused: Origin '%s' is not allowed "
 	       "(plugin_opt_allowed_origins)",
-	       peer, n > 0 ? origin : "(none)");
+	       peer, n > 0 ? CABLE_LOG_MEM(origin, (size_t)n) : "(none)");
 	lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, "Origin not allowed");
 	return false;
 }

@@ -144,7 +144,7 @@ static void room_free(struct gw *gw, struct room *r)
 	/* The last word: nobody is watching (if that is not what devices already see). */
 	if (r->watchers_topic && r->mirror_sent > 0 && !mirror_publish(gw, r, 0) && !gw->finished)
 		gw_log(gw, MOSQ_LOG_WARNING, "watcher count for '%s' not published: queue full",
-		       r->watchers_topic);
+		       CABLE_LOG_STR(r->watchers_topic));
 	HASH_DELETE(hh, gw->rooms.table, r);
 	cable_presence_room_free(r->pres);
 	free(r->watchers_topic);
@@ -543,7 +543,7 @@ static void do_join(struct session *s, struct sub *sub, const json_t *presence)
 		gw_log(s->gw, MOSQ_LOG_INFO,
 		       "connection %s (user %s): presence join refused: the id is not the "
 		       "connection's user",
-		       s->sid, s->who.user);
+		       s->sid, CABLE_LOG_STR(s->who.user));
 		send_error(s, sub);
 		return;
 	}
@@ -553,7 +553,7 @@ static void do_join(struct session *s, struct sub *sub, const json_t *presence)
 			gw_log(s->gw, MOSQ_LOG_INFO,
 			       "connection %s (user %s): presence join refused: info of %zu bytes "
 			       "(the channel allows %zu)",
-			       s->sid, s->who.user, text_len, pc->info_max);
+			       s->sid, CABLE_LOG_STR(s->who.user), text_len, pc->info_max);
 			send_error(s, sub);
 			return;
 		}
@@ -629,7 +629,7 @@ static void whisper_dropped(struct session *s, uint64_t *counter, const char *wh
 	       "whispers dropped: %llu in the last %d s (latest: connection %s, user %s, %s; see "
 	       "cable_whispers_dropped_total)",
 	       (unsigned long long)gw->rooms.whispers_unlogged, WHISPER_LOG_MS / 1000, s->sid,
-	       s->who.user, why);
+	       CABLE_LOG_STR(s->who.user), why);
 	gw->rooms.whispers_unlogged = 0;
 	gw->rooms.whisper_logged_at = now;
 }

@@ -11,12 +11,22 @@
 
 #include <mosquitto.h>
 
+#include "cable_clock.h"
 #include "cable_proto.h"
 #include "gw.h"
 #include "sock.h"
 
 #define MAX_DEFERRED 64           /* commands buffered behind a paused publish before we give up */
 #define DEAD_PEER_MS (300 * 1000) /* see session_open */
+
+/*
+ * Refusals (docs/protocol.md, "Malformed input"): per connection, at most
+ * REFUSAL_LOG_BURST log lines per REFUSAL_WINDOW_NS, the rest counted into one summary
+ * line; more than MAX_INVALID invalid commands in one window close the connection.
+ */
+#define REFUSAL_WINDOW_NS (60 * 1000000000ull)
+#define REFUSAL_LOG_BURST 5
+#define MAX_INVALID       100
 
 void session_close(struct session *s, enum cable_disconnect reason, bool reconnect,
                    enum close_code code)
@@ -35,6 +45,36 @@ void session_close(struct session *s, enum cable_disconnect reason, bool reconne
 	outbound_push(s, f);
 	cable_frame_unref(f);
 	lws_callback_on_writable(s->wsi);
+}
+
+/*
+ * May a refusal of this connection be logged now? Past the burst, lines are counted and
+ * the count is logged as one line with the next allowed line or when the connection ends.
+ */
+bool session_refusal_logged(struct session *s)
+{
+	uint64_t missed;
+
+	if (!cable_rate_allow(&s->log_rate, cable_now_ns(), REFUSAL_WINDOW_NS, REFUSAL_LOG_BURST,
+	                      &missed))
+		return false;
+	if (missed)
+		gw_log(s->gw, MOSQ_LOG_INFO,
+		       "connection %s: %llu more refusals not logged (at most %d a minute)", s->sid,
+		       (unsigned long long)missed, REFUSAL_LOG_BURST);
+	return true;
+}
+
+/* One more invalid command; past MAX_INVALID in a window the connection is closed. */
+void session_invalid_command(struct session *s)
+{
+	if (cable_rate_allow(&s->invalid_rate, cable_now_ns(), REFUSAL_WINDOW_NS, MAX_INVALID,
+	                     NULL))
+		return;
+	gw_log(s->gw, MOSQ_LOG_NOTICE,
+	       "connection %s (%s) closed: more than %d invalid commands in a minute", s->sid,
+	       s->peer, MAX_INVALID);
+	session_close(s, CABLE_DISCONNECT_INVALID_REQUEST, false, CLOSE_POLICY_VIOLATION);
 }
 
 /* The socket options of a new WebSocket; a failure is logged once per gateway. */
@@ -133,33 +173,38 @@ static void do_message(struct session *s, const struct cable_cmd *cmd)
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
 	if (sub == NULL) {
-		gw_log(s->gw, MOSQ_LOG_INFO,
-		       "connection %s (user %s): message for an identifier it is not subscribed "
-		       "to; ignored",
-		       s->sid, s->who.user);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_INFO,
+			       "connection %s (user %s): message for an identifier it is not "
+			       "subscribed to; ignored",
+			       s->sid, CABLE_LOG_STR(s->who.user));
+		session_invalid_command(s);
 		return;
 	}
 	if (cable_binding_perform(sub->binding, cmd->data, cmd->data_len, &pub, &info, &err) !=
 	    CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) perform refused: %s", s->sid,
-		       s->who.user, err.text);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (user %s) perform refused: %s",
+			       s->sid, CABLE_LOG_STR(s->who.user), CABLE_LOG_STR(err.text));
 		answer_refuse(s, sub, &info, info.refusal, seq);
 		goto done;
 	}
 	if (s->gw->rules->acl && cable_acl_check(s->gw->rules->acl, &s->who, CABLE_ACL_WRITE,
 	                                         pub.topic, strlen(pub.topic)) != CABLE_ACL_ALLOW) {
-		gw_log(s->gw, MOSQ_LOG_NOTICE,
-		       "connection %s (user %s) perform refused: the ACL does not let it write "
-		       "'%s'",
-		       s->sid, s->who.user, pub.topic);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_NOTICE,
+			       "connection %s (user %s) perform refused: the ACL does not let it "
+			       "write '%s'",
+			       s->sid, CABLE_LOG_STR(s->who.user), CABLE_LOG_STR(pub.topic));
 		cable_publish_release(&pub);
 		answer_refuse(s, sub, &info, CABLE_REFUSED_ACL, seq);
 		goto done;
 	}
 	if (s->gw->health.unhealthy) {
 		/* The broker would never publish it (no TICK): say so instead of losing it. */
-		gw_log(s->gw, MOSQ_LOG_ERR, "connection %s (user %s) perform refused: %s", s->sid,
-		       s->who.user, s->gw->health.unhealthy);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_ERR, "connection %s (user %s) perform refused: %s",
+			       s->sid, CABLE_LOG_STR(s->who.user), s->gw->health.unhealthy);
 		cable_publish_release(&pub);
 		answer_refuse(s, sub, &info, CABLE_REFUSED_BROKER, seq);
 		goto done;
@@ -200,10 +245,13 @@ static void do_room_command(struct session *s, const struct cable_cmd *cmd)
 
 	HASH_FIND(hh, s->subs, cmd->identifier, cmd->identifier_len, sub);
 	if (sub == NULL) {
-		gw_log(s->gw, MOSQ_LOG_INFO,
-		       "connection %s (user %s): %.*s for an identifier it is not subscribed to; "
-		       "ignored",
-		       s->sid, s->who.user, (int)cmd->command_len, cmd->command);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_INFO,
+			       "connection %s (user %s): %s for an identifier it is not subscribed "
+			       "to; ignored",
+			       s->sid, CABLE_LOG_STR(s->who.user),
+			       CABLE_LOG_MEM(cmd->command, cmd->command_len));
+		session_invalid_command(s);
 		return;
 	}
 	room_command(s, sub, cmd);
@@ -217,8 +265,11 @@ static void handle_command(struct session *s, const char *buf, size_t len)
 	s->gw->sess.commands_in++;
 	s->gw->sess.bytes_in += len;
 	if (cable_proto_decode(buf, len, &cmd, &err) != CABLE_OK) {
-		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a malformed command: %s",
-		       s->sid, s->peer, err.text);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_INFO,
+			       "connection %s (%s): ignored a malformed command: %s", s->sid,
+			       s->peer, CABLE_LOG_STR(err.text));
+		session_invalid_command(s);
 		return;
 	}
 	switch (cmd.kind) {
@@ -246,9 +297,11 @@ static void handle_command(struct session *s, const char *buf, size_t len)
 		break;
 	case CABLE_CMD_UNKNOWN:
 	unknown:
-		gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored unknown command '%.*s'",
-		       s->sid, s->peer, (int)(cmd.command_len > 64 ? 64 : cmd.command_len),
-		       cmd.command);
+		if (session_refusal_logged(s))
+			gw_log(s->gw, MOSQ_LOG_INFO,
+			       "connection %s (%s): ignored unknown command '%s'", s->sid, s->peer,
+			       CABLE_LOG_MEM(cmd.command, cmd.command_len));
+		session_invalid_command(s);
 		break;
 	}
 	cable_cmd_release(&cmd);
@@ -334,9 +387,12 @@ void session_receive(struct session *s, const void *in, size_t len)
 	final = lws_is_final_fragment(s->wsi) && lws_remaining_packet_payload(s->wsi) == 0;
 	if (s->rx_binary) {
 		/* As Rails: the JSON protocol has no binary frames; ignore them. */
-		if (final)
+		if (!final)
+			return;
+		if (session_refusal_logged(s))
 			gw_log(s->gw, MOSQ_LOG_INFO, "connection %s (%s): ignored a binary frame",
 			       s->sid, s->peer);
+		session_invalid_command(s);
 		return;
 	}
 	if (final && s->rx_len == 0 && len <= s->gw->cfg.max_message) {
@@ -388,9 +444,14 @@ void session_closed(struct session *s)
 	struct session **pp;
 	struct deferred *d;
 	struct gw *gw = s->gw;
+	uint64_t missed;
 
 	if (gw == NULL)
 		return; /* never opened (a refused handshake) */
+	missed = cable_rate_flush(&s->log_rate);
+	if (missed)
+		gw_log(gw, MOSQ_LOG_INFO, "connection %s: %llu more refusals not logged", s->sid,
+		       (unsigned long long)missed);
 	s->dropped = true;
 	if (s->ext)
 		ext_detach(s); /* before its subscriptions go: a restore needs them */

@@ -14,6 +14,7 @@
 
 #include <libwebsockets.h>
 
+#include "cable_log.h"
 #include "cable_principal.h"
 #include "cable_proto.h"
 #include "cable_queue.h"
@@ -76,6 +77,9 @@ struct session {
 	struct session *paused_next;
 	uint32_t ndeferred;
 
+	/* Refusals: log lines per interval, and invalid commands before a close. */
+	struct cable_rate log_rate, invalid_rate;
+
 	uint16_t close_code;
 	bool active;      /* authenticated and welcomed */
 	bool closing;     /* disconnect queued: read nothing more, close once written */
@@ -107,6 +111,15 @@ struct gw_sessions {
 void session_open(struct session *s, struct gw *gw, struct lws *wsi);
 void session_receive(struct session *s, const void *in, size_t len);
 void session_closed(struct session *s);
+
+/*
+ * Refusals (docs/protocol.md, "Malformed input"). session_refusal_logged: may a refusal of
+ * this connection be logged now (at most a few lines a minute, the rest counted into one
+ * line)? session_invalid_command: one more invalid command; past the limit in a minute the
+ * connection is closed with invalid_request.
+ */
+bool session_refusal_logged(struct session *s);
+void session_invalid_command(struct session *s);
 
 /*
  * Queue a disconnect with this reason and close once it is written. What was queued

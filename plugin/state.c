@@ -413,7 +413,7 @@ static bool state_packet(struct gw *gw, const uint8_t *buf, size_t len)
 
 	if (cable_mqtt_decode(buf, len, &pk, &err) != CABLE_OK) {
 		gw_log(gw, MOSQ_LOG_ERR, "last values: malformed packet from the broker: %s",
-		       err.text);
+		       CABLE_LOG_STR(err.text));
 		return false;
 	}
 	switch (pk.type) {

@@ -226,9 +226,10 @@ void subs_subscribe(struct session *s, const struct cable_cmd *cmd)
 		         */
 	sub = sub_create(s, cmd->identifier, cmd->identifier_len, &err);
 	if (sub == NULL) {
-		gw_log(s->gw, err.code == CABLE_ENOMEM ? MOSQ_LOG_ERR : MOSQ_LOG_NOTICE,
-		       "connection %s (user %s) subscription rejected: %s", s->sid, s->who.user,
-		       err.text);
+		if (err.code == CABLE_ENOMEM || session_refusal_logged(s))
+			gw_log(s->gw, err.code == CABLE_ENOMEM ? MOSQ_LOG_ERR : MOSQ_LOG_NOTICE,
+			       "connection %s (user %s) subscription rejected: %s", s->sid,
+			       CABLE_LOG_STR(s->who.user), CABLE_LOG_STR(err.text));
 		reply(s, cable_proto_reject, cmd->identifier, cmd->identifier_len);
 		return;
 	}
@@ -291,7 +292,7 @@ void subs_rebind_all(struct gw *gw)
 			}
 			gw_log(gw, MOSQ_LOG_NOTICE,
 			       "connection %s (user %s): subscription ended by the new rules: %s",
-			       s->sid, s->who.user, err.text);
+			       s->sid, CABLE_LOG_STR(s->who.user), CABLE_LOG_STR(err.text));
 			if (!s->closing)
 				reply(s, cable_proto_reject, sub->entry.ident->raw,
 				      sub->entry.ident->raw_len);

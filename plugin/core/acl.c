@@ -98,12 +98,13 @@ static bool level_contains(const char *s, size_t n, const char *pair)
  */
 static bool filters_intersect(const char *a, size_t alen, const char *b, size_t blen)
 {
+	/* a and b are valid filters (see rule_test). */
 	struct cable_topic_cursor ca, cb;
 	const char *al = NULL, *bl = NULL;
 	size_t an = 0, bn = 0, levels = 0;
 	bool ha, hb, first_empty = false;
 
-	if (!cable_topic_filter_valid(a, alen) || !cable_topic_filter_valid(b, blen))
+	if (alen == 0 || blen == 0)
 		return false;
 	if (((a[0] == '+' || a[0] == '#') && b[0] == '$') ||
 	    ((b[0] == '+' || b[0] == '#') && a[0] == '$'))
@@ -594,13 +595,18 @@ struct acl_query {
 	bool user_ok; /* the user may be substituted for "%u" */
 };
 
+/*
+ * A rule's filter against the query. Both are valid already (rules when loaded, a
+ * pattern after expansion by construction, the query in cable_acl_check/subscribe), so
+ * nothing is validated again per rule.
+ */
 static bool rule_test(enum acl_test t, const char *f, size_t flen, const char *q, size_t qlen)
 {
 	switch (t) {
 	case ACL_MATCHES:
-		return cable_topic_matches(f, flen, q, qlen);
+		return cable_topic_matches_valid(f, flen, q, qlen);
 	case ACL_CONTAINS:
-		return cable_topic_filter_within(q, qlen, f, flen);
+		return cable_topic_filter_within_valid(q, qlen, f, flen);
 	case ACL_INTERSECTS:
 		return filters_intersect(f, flen, q, qlen);
 	}

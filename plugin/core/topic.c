@@ -176,11 +176,17 @@ static bool leading_wildcard(const char *filter)
 
 bool cable_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen)
 {
+	return cable_topic_filter_valid(filter, flen) && cable_topic_name_valid(topic, tlen) &&
+	       cable_topic_matches_valid(filter, flen, topic, tlen);
+}
+
+bool cable_topic_matches_valid(const char *filter, size_t flen, const char *topic, size_t tlen)
+{
 	struct cable_topic_cursor f, t;
 	const char *fl, *tl;
 	size_t fn, tn;
 
-	if (!cable_topic_filter_valid(filter, flen) || !cable_topic_name_valid(topic, tlen))
+	if (flen == 0 || tlen == 0)
 		return false;
 	if (topic[0] == '$' && leading_wildcard(filter))
 		return false;
@@ -208,12 +214,18 @@ bool cable_topic_matches(const char *filter, size_t flen, const char *topic, siz
  */
 bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer, size_t olen)
 {
+	return cable_topic_filter_valid(inner, ilen) && cable_topic_filter_valid(outer, olen) &&
+	       cable_topic_filter_within_valid(inner, ilen, outer, olen);
+}
+
+bool cable_topic_filter_within_valid(const char *inner, size_t ilen, const char *outer, size_t olen)
+{
 	struct cable_topic_cursor o, i;
 	const char *ol, *il;
-	size_t on, in;
-	bool first = true;
+	size_t on, in, levels = 0;
+	bool first_empty = false;
 
-	if (!cable_topic_filter_valid(inner, ilen) || !cable_topic_filter_valid(outer, olen))
+	if (ilen == 0 || olen == 0)
 		return false;
 	/* An outer leading wildcard excludes '$' topics; an inner literal "$..." first
 	 * level matches only such topics. (An inner leading wildcard excludes them too.) */
@@ -230,12 +242,18 @@ bool cable_topic_filter_within(const char *inner, size_t ilen, const char *outer
 		if (!cable_topic_cursor_next(&i, &il, &in))
 			return false; /* outer needs one more level, inner stops here */
 		if (level_is(il, in, '#')) {
-			/* Inner allows stopping before this level or going on; outer (not '#'
-			 * here) does not allow both. Except at the first level: no topic has
-			 * zero levels, so "#" and "+/#" match the same topics. */
-			return first && olen == 3 && memcmp(outer, "+/#", 3) == 0;
+			/*
+			 * Inner allows stopping before this level or going on; outer (not '#'
+			 * here) does not allow both. Except where stopping makes no topic: after
+			 * no level, or after one empty level (the empty string is not a topic).
+			 * There "#" and "+/#" match the same topics ("#" and "+/#"; "/#" and
+			 * "/+/#"), so outer may go on with exactly "+/#".
+			 */
+			return (levels == 0 || (levels == 1 && first_empty)) &&
+			       (size_t)(outer + olen - ol) == 3 && memcmp(ol, "+/#", 3) == 0;
 		}
-		first = false;
+		if (levels++ == 0)
+			first_empty = in == 0;
 		if (level_is(ol, on, '+'))
 			continue; /* covers a literal or '+' on the inner side */
 		if (level_is(il, in, '+'))

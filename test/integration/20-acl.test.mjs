@@ -312,18 +312,18 @@ describe('a wildcard stream partly denied, and $ topics (fixtures/acl-partial.ac
     const g = await c.waitFor(isMessageFor(plus));
     assert.equal(g.json.message.topic, 'plain/x');
     await c.frames.expectNone(500, (x) => x.raw && x.raw.includes('"$'), 'frame with a $ topic');
-    // Publishing: perform("publish") to a $ topic is refused and reaches nobody.
+    // Publishing: perform("publish") to a $ topic is refused and reaches nobody. (Not
+    // waited for in the log: this connection's refusals beyond 5 a minute are only
+    // counted. Commands run in order, so once the next publish is out, it was handled.)
     await sys.expectNone(0);
-    const from = b.log().length;
-    c.perform(all, 'publish', { topic: '$SYS/x', message: 'forged' });
-    await waitForLog(b, /\(user root\) perform refused/, 5000, from);
-    await sys.expectNone(500);
-    // The connection is unharmed: a publish to a normal topic still goes out.
     const mq = await observeAll(b, 'plain/#');
+    c.perform(all, 'publish', { topic: '$SYS/x', message: 'forged' });
+    // The connection is unharmed: a publish to a normal topic still goes out.
     c.perform(all, 'publish', { topic: 'plain/y', message: 'ok' });
     const m = await mq.next();
     assert.equal(m.topic, 'plain/y');
     assert.equal(m.text, 'ok');
+    await sys.expectNone(500);
   });
 });
 

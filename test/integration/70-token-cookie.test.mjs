@@ -6,6 +6,7 @@
 // where users rely on it: the identity a `speak` publishes to MQTT.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { useBroker, rawConnect, actuatorId, isDisconnect, notPing } from './lib/index.mjs';
 import { waitForLog, observeAll } from './fixtures/util.mjs';
 
@@ -61,6 +62,34 @@ describe('plugin_opt_token_cookie cable_jwt', () => {
     const b = ctx.broker;
     const mallory = b.mint('mallory');
     await expectUnauthorized(`xcable_jwt=${mallory}; a=cable_jwt=${mallory}; cable_jwtx=${mallory}`, /unauthorized: no token/);
+  });
+
+  test('two Cookie header lines, each with a cable_jwt, are refused too', async () => {
+    const b = ctx.broker;
+    // Written by hand: Node's http joins repeated Cookie headers into one line.
+    const first = await new Promise((resolve, reject) => {
+      const sock = net.connect(b.wsPort, '127.0.0.1');
+      let buf = Buffer.alloc(0);
+      const done = (v) => { sock.destroy(); resolve(v); };
+      sock.on('error', reject);
+      sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const frame = buf.subarray(end + 4);
+        // The first server frame: text, unmasked, a length below 126.
+        if (frame.length >= 2 && frame.length >= 2 + (frame[1] & 0x7f)) {
+          done(frame.subarray(2, 2 + (frame[1] & 0x7f)).toString());
+        }
+      });
+      sock.on('connect', () => sock.write(`GET /cable HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: actioncable-v1-json\r\n' +
+        `Origin: ${ORIGIN}\r\nCookie: cable_jwt=${b.mint('mallory')}\r\n` +
+        `Cookie: cable_jwt=${b.mint('alice')}\r\n\r\n`));
+      setTimeout(() => done(buf.toString()), 3000);
+    });
+    assert.deepEqual(JSON.parse(first), { type: 'disconnect', reason: 'unauthorized', reconnect: false });
   });
 
   test('two cookies named cable_jwt (cookie tossing) are refused, whatever their order', async () => {

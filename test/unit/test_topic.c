@@ -56,14 +56,25 @@ static bool mosq_matches(const char *filter, const char *topic)
 	return result;
 }
 
+/* Each answer is checked against the variant for validated arguments, too. */
 static bool matches(const char *filter, const char *topic)
 {
-	return cable_topic_matches(filter, strlen(filter), topic, strlen(topic));
+	size_t fl = strlen(filter), tl = strlen(topic);
+	bool m = cable_topic_matches(filter, fl, topic, tl);
+
+	if (cable_topic_filter_valid(filter, fl) && cable_topic_name_valid(topic, tl))
+		ASSERT_EQ(cable_topic_matches_valid(filter, fl, topic, tl), m);
+	return m;
 }
 
 static bool within(const char *inner, const char *outer)
 {
-	return cable_topic_filter_within(inner, strlen(inner), outer, strlen(outer));
+	size_t il = strlen(inner), ol = strlen(outer);
+	bool w = cable_topic_filter_within(inner, il, outer, ol);
+
+	if (cable_topic_filter_valid(inner, il) && cable_topic_filter_valid(outer, ol))
+		ASSERT_EQ(cable_topic_filter_within_valid(inner, il, outer, ol), w);
+	return w;
 }
 
 /* Encode any value up to 0x1FFFFF as 1..4 UTF-8-shaped bytes, surrogates included. */
@@ -487,6 +498,14 @@ static void test_filter_within_table(void)
 	ASSERT_TRUE(within("+/#", "#"));
 	ASSERT_FALSE(within("#", "+/+/#"));
 	ASSERT_FALSE(within("a/#", "a/+/#"));
+	/* The same after one empty level: "/#" cannot stop at "", which is no topic
+	 * (found by fuzz_topic, corpus/topic/within-empty-level-hash). */
+	ASSERT_TRUE(within("/#", "/+/#"));
+	ASSERT_TRUE(within("/+/#", "/#"));
+	ASSERT_TRUE(within("/#", "+/+/#"));
+	ASSERT_FALSE(within("/#", "/"));
+	ASSERT_FALSE(within("/#", "/+"));
+	ASSERT_FALSE(within("//#", "//+/#"));
 	ASSERT_FALSE(within("a/#/b", "#")); /* invalid inner */
 	ASSERT_FALSE(within("a", "a/#/b")); /* invalid outer */
 	ASSERT_FALSE(within("", "#"));
