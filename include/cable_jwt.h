@@ -50,6 +50,7 @@ struct cable_jwt_policy {
 	const char *user_claim;  /* claim holding the user; NULL means "sub" */
 	const char *roles_claim; /* claim holding roles (array of strings); NULL: none */
 	bool require_exp;        /* reject tokens without "exp" */
+	bool ecdsa_low_s; /* refuse high-S ES256/ES384 signatures (the twin of a low-S one) */
 };
 
 /*

@@ -49,6 +49,7 @@ struct cable_rules_source {
 	const char *keys_file;
 	const char *issuer, *audience, *user_claim, *roles_claim;
 	long long leeway;
+	bool ecdsa_low_s; /* plugin_opt_jwt_ecdsa_low_s: only low-S ECDSA signatures */
 };
 
 /*

@@ -26,6 +26,7 @@ struct cable_options {
 	const char *jwt_audience;
 	const char *jwt_user_claim;
 	long long jwt_leeway;
+	bool jwt_ecdsa_low_s;     /* refuse high-S ES256/ES384 signatures */
 	const char *gateway_path; /* NULL: next to the plugin */
 	unsigned wake_signal;     /* offset from SIGRTMIN */
 	size_t queue_messages;    /* bound of each cross-thread queue, in messages */

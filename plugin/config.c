@@ -97,6 +97,7 @@ static const struct opt_spec opt_specs[] = {
         {"jwt_roles_claim", OPT_STRING, OFF(jwt_roles_claim), 0, 0},
         {"jwt_keys_file", OPT_STRING, OFF(jwt_keys_file), 0, 0},
         {"jwt_leeway", OPT_LLONG, OFF(jwt_leeway), 0, 3600},
+        {"jwt_ecdsa_low_s", OPT_BOOL, OFF(jwt_ecdsa_low_s), 0, 0},
         {"gateway", OPT_STRING, OFF(gateway_path), 0, 0},
         {"wake_signal", OPT_UINT, OFF(wake_signal), 0, 15},
         {"queue_messages", OPT_SIZE, OFF(queue_messages), 16, 10000000},
@@ -591,6 +592,7 @@ struct cable_rules *cable_rules_load(const struct cable_options *o,
 	src.user_claim = o->jwt_user_claim;
 	src.roles_claim = o->jwt_roles_claim;
 	src.leeway = o->jwt_leeway;
+	src.ecdsa_low_s = o->jwt_ecdsa_low_s;
 	r = api->rules_new(&src, err, errlen);
 out:
 	free(channels);

@@ -23,8 +23,8 @@
  * base64url (strict: no padding, no other alphabet, no stray bits, so a signature has
  * exactly one spelling) and the JWS R||S form of ECDSA signatures, which EVP wants as
  * DER (RFC 7518 3.4). ECDSA signatures are malleable ((r, s) and (r, n - s) both
- * verify), so only the low-S form is accepted (s <= n/2, as most JWT libraries
- * require) and our own signatures are normalised to it: a token has one spelling.
+ * verify): our own signatures are normalised to the low-S form (s <= n/2), and with
+ * policy->ecdsa_low_s only that form is accepted, so a token has one spelling.
  *
  * OpenSSL reports failures on its thread-local error queue. Every public function
  * sets a mark on entry and pops back to it on exit, so a rejected token leaves no
@@ -458,15 +458,10 @@ out:
 	return rc;
 }
 
-/*
- * JWS ECDSA signature (R||S, each coord_len bytes) to the DER ECDSA-Sig-Value EVP wants.
- * CABLE_EAUTH for a high-S signature (not the canonical spelling), else CABLE_OK or
- * CABLE_ENOMEM.
- */
-static int jwt_ecdsa_raw_to_der(const struct jwt_alg *alg, const unsigned char *raw,
-                                unsigned char **der, size_t *der_len)
+/* JWS ECDSA signature (R||S, each coord_len bytes) to the DER ECDSA-Sig-Value EVP wants. */
+static int jwt_ecdsa_raw_to_der(const unsigned char *raw, size_t coord_len, unsigned char **der,
+                                size_t *der_len)
 {
-	size_t coord_len = alg->coord_len;
 	ECDSA_SIG *sig;
 	BIGNUM *r, *s;
 	unsigned char *buf, *p;
@@ -475,10 +470,7 @@ static int jwt_ecdsa_raw_to_der(const struct jwt_alg *alg, const unsigned char *
 	sig = ECDSA_SIG_new();
 	r = BN_bin2bn(raw, (int)coord_len, NULL);
 	s = BN_bin2bn(raw + coord_len, (int)coord_len, NULL);
-	n = s ? jwt_ecdsa_s_high(alg->curve_nid, s, NULL) : -1;
-	if (n == 1)
-		rc = CABLE_EAUTH;
-	if (sig == NULL || r == NULL || s == NULL || n != 0 || ECDSA_SIG_set0(sig, r, s) != 1) {
+	if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
 		BN_free(r);
 		BN_free(s);
 		goto out;
@@ -536,6 +528,25 @@ out:
 	return rc;
 }
 
+/*
+ * policy->ecdsa_low_s: a verified ECDSA signature (R||S) must be low-S, the one spelling
+ * of its twins. CABLE_OK, CABLE_EAUTH (high S), CABLE_ENOMEM.
+ */
+static int jwt_ecdsa_low_s(const struct jwt_alg *alg, const unsigned char *sig,
+                           struct cable_error *err)
+{
+	BIGNUM *s = BN_bin2bn(sig + alg->coord_len, (int)alg->coord_len, NULL);
+	int high = s ? jwt_ecdsa_s_high(alg->curve_nid, s, NULL) : -1;
+
+	BN_free(s);
+	if (high < 0)
+		return cable_error_set(err, CABLE_ENOMEM, "out of memory");
+	if (high)
+		return cable_error_set(err, CABLE_EAUTH,
+		                       "bad signature: high-S ECDSA (not canonical)");
+	return CABLE_OK;
+}
+
 /* Public-key verification. CABLE_OK, CABLE_EAUTH (does not verify), CABLE_ENOMEM. */
 static int jwt_pkey_verify(const struct jwt_key *k, const unsigned char *data, size_t len,
                            const unsigned char *sig, size_t sig_len)
@@ -551,7 +562,7 @@ static int jwt_pkey_verify(const struct jwt_key *k, const unsigned char *data, s
 		/* RFC 7518 3.4: exactly two fixed-size integers, nothing else. */
 		if (sig_len != 2 * alg->coord_len)
 			return CABLE_EAUTH;
-		rc = jwt_ecdsa_raw_to_der(alg, sig, &der, &der_len);
+		rc = jwt_ecdsa_raw_to_der(sig, alg->coord_len, &der, &der_len);
 		if (rc != CABLE_OK)
 			return rc;
 		sig = der;
@@ -966,6 +977,11 @@ int cable_jwt_verify(const struct cable_keyset *ks, const struct cable_jwt_polic
 	                          sig_len, err);
 	if (rc != CABLE_OK)
 		goto out;
+	if (policy->ecdsa_low_s && alg->family == JWT_EC) {
+		rc = jwt_ecdsa_low_s(alg, sig, err);
+		if (rc != CABLE_OK)
+			goto out;
+	}
 
 	/* Authentic from here on: the payload is what the key holder signed. */
 	rc = jwt_segment(token, p_start, s_start - 1, &claims_raw, &claims_len,

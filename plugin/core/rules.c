@@ -92,6 +92,7 @@ struct cable_rules *cable_rules_new(const struct cable_rules_source *src, char *
 	r->policy.user_claim = r->strings[2];
 	r->policy.roles_claim = r->strings[3];
 	r->policy.leeway = src->leeway;
+	r->policy.ecdsa_low_s = src->ecdsa_low_s;
 	r->policy.require_exp = true; /* tokens are short-lived by design */
 	return r;
 nomem:

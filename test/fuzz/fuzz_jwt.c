@@ -7,9 +7,10 @@
  *      EdDSA "ed") at a fixed clock. It must never be accepted unless it is one of the
  *      VALID tokens below, which the corpus (test/fuzz/corpus/jwt/) seeds: any other
  *      acceptance is a forgery. Every signature has exactly one valid value: HMAC,
- *      RSA PKCS#1 v1.5 and Ed25519 by construction, ECDSA because only the low-S
- *      form is accepted (the seeded ES256 token is low-S; its high-S twin (r, n - s)
- *      must be refused). Strict base64url gives that value one spelling.
+ *      RSA PKCS#1 v1.5 and Ed25519 by construction, ECDSA because the policy sets
+ *      ecdsa_low_s, so only the low-S form is accepted (the seeded ES256 token is
+ *      low-S; its high-S twin (r, n - s) must be refused). Strict base64url gives
+ *      that value one spelling.
  *
  *   2. As a claim set: signed with the HS256 key and verified. Phase 1 reaches the
  *      claim checks only through a valid signature; this phase feeds them arbitrary
@@ -107,6 +108,7 @@ static const struct cable_jwt_policy POLICY = {
         .user_claim = NULL,
         .roles_claim = "roles",
         .require_exp = true,
+        .ecdsa_low_s = true, /* one valid spelling per signature (see above) */
 };
 
 /*

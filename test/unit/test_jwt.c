@@ -590,7 +590,8 @@ static void test_rfc7515_a2_rs256(void)
 
 /*
  * The ECDSA twin of a token: the same R, and S replaced by n - S (n: the curve's order).
- * Both verify mathematically; only the one with S <= n/2 (low S) may be accepted.
+ * Both verify mathematically; with policy.ecdsa_low_s only the one with S <= n/2 (low S)
+ * is accepted.
  */
 static char *ecdsa_twin(const char *tok, int curve_nid, size_t coord_len)
 {
@@ -617,18 +618,24 @@ static char *ecdsa_twin(const char *tok, int curve_nid, size_t coord_len)
 	return out;
 }
 
-/* The published A.3 signature happens to be high-S: refused; its low-S twin is the vector. */
+/*
+ * The published A.3 signature happens to be high-S: accepted by default, refused with
+ * ecdsa_low_s; its low-S twin is accepted either way.
+ */
 static void test_rfc7515_a3_es256(void)
 {
 	static const char tok[] =
 	        "eyJhbGciOiJFUzI1NiJ9." RFC_PAYLOAD ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-"
 	        "F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
 	struct cable_keyset *ks = keyset_with(NULL, "ES256", KEY(RFC_EC_PUB));
-	struct cable_jwt_policy pol = policy_rfc();
+	struct cable_jwt_policy strict = policy_rfc();
 	char *low = ecdsa_twin(tok, NID_X9_62_prime256v1, 32);
 
-	expect_reject(ks, &pol, tok, RFC_NOW, "bad signature");
+	check_rfc7515_token(ks, tok);
 	check_rfc7515_token(ks, low);
+	strict.ecdsa_low_s = true;
+	expect_reject(ks, &strict, tok, RFC_NOW, "bad signature: high-S ECDSA (not canonical)");
+	expect_ok_release(ks, &strict, low, RFC_NOW, "joe");
 	free(low);
 	cable_keyset_free(ks);
 }
@@ -1153,7 +1160,8 @@ static void test_signature_shapes(void)
 
 /*
  * ECDSA malleability: the high-S twin (r, n - s) of a valid low-S signature verifies
- * mathematically, but a token must have one spelling, so it is refused.
+ * mathematically. By default it is accepted (OpenSSL-based signers produce either
+ * half); with ecdsa_low_s a token must have one spelling, so it is refused.
  */
 static void test_ecdsa_high_s(void)
 {
@@ -1167,17 +1175,21 @@ static void test_ecdsa_high_s(void)
 	        {REF_ES256, "ES256", NID_X9_62_prime256v1, 32, KEY(P256_PUB)},
 	        {REF_ES384, "ES384", NID_secp384r1, 48, KEY(P384_PUB)},
 	};
-	struct cable_jwt_policy pol = policy_default();
+	struct cable_jwt_policy pol = policy_default(), strict = policy_default();
 	struct cable_keyset *ks;
 	char *high, *back;
 	size_t i;
 
+	strict.ecdsa_low_s = true;
 	for (i = 0; i < CABLE_ARRAY_LEN(cases); i++) {
 		ks = keyset_with(NULL, cases[i].alg, cases[i].pub, cases[i].pub_len);
 		expect_ok_release(ks, &pol, cases[i].tok, NOW, "alice");
+		expect_ok_release(ks, &strict, cases[i].tok, NOW, "alice");
 		high = ecdsa_twin(cases[i].tok, cases[i].nid, cases[i].coord_len);
 		ASSERT(strcmp(high, cases[i].tok) != 0);
-		expect_reject(ks, &pol, high, NOW, "bad signature");
+		expect_ok_release(ks, &pol, high, NOW, "alice");
+		expect_reject(ks, &strict, high, NOW,
+		              "bad signature: high-S ECDSA (not canonical)");
 		/* The twin of the twin is the original again: the test built the right S. */
 		back = ecdsa_twin(high, cases[i].nid, cases[i].coord_len);
 		ASSERT_STR_EQ(back, cases[i].tok);
