@@ -12,7 +12,7 @@
 
 #include <mosquitto.h>
 
-#include "cable_jwt.h"
+#include "cable_jwt_sign.h"
 #include "common.h"
 
 /* ---- Exits and progress notes ------------------------------------------------------- */

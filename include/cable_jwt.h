@@ -1,6 +1,6 @@
 /*
- * JSON Web Tokens (RFC 7519, compact JWS RFC 7515): verification with OpenSSL, and
- * minting for the token tool and the tests.
+ * JSON Web Tokens (RFC 7519, compact JWS RFC 7515): verification with OpenSSL. Minting
+ * is in cable_jwt_sign.h, a separate library that the broker plugin does not link.
  *
  * Pure: OpenSSL (EVP) and jansson; no I/O, no globals. Keys arrive as bytes (the
  * adapter reads the files); the clock is passed in. Thread: any; a keyset is
@@ -65,13 +65,5 @@ struct cable_jwt_policy {
 int cable_jwt_verify(const struct cable_keyset *ks, const struct cable_jwt_policy *policy,
                      const char *token, size_t len, long long now, struct cable_principal *out,
                      struct cable_error *err);
-
-/*
- * Mint a token: header {"alg":alg,"typ":"JWT"[,"kid":kid]}, the given claims object
- * (JSON text), signed with `key` (HS*: the secret; others: a PEM private key).
- * *out is malloc'd and NUL-terminated. Errors: CABLE_EINVAL, CABLE_ENOMEM.
- */
-int cable_jwt_sign(const char *alg, const char *kid, const unsigned char *key, size_t key_len,
-                   const char *claims_json, size_t claims_len, char **out, struct cable_error *err);
 
 #endif

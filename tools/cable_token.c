@@ -2,8 +2,9 @@
  * mosquitto-cable-token: mint a token the plugin accepts, for development and for
  * backends without a JWT library. Prints the token on stdout.
  *
- * This is the I/O shell around cable_jwt_sign (plugin/core/jwt.c): it reads the key
- * files, reads the clock and builds the claim set; the core does the signing.
+ * This is the I/O shell around cable_jwt_sign (include/cable_jwt_sign.h, the cable_sign
+ * library, which the plugin does not link): it reads the key files, reads the clock and
+ * builds the claim set; the core does the signing.
  *
  * Exit status: 0 with the token on stdout; 2 with a message and the usage line on
  * stderr for any error (bad arguments, unreadable key, signing failure).
@@ -20,7 +21,7 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 
-#include "cable_jwt.h"
+#include "cable_jwt_sign.h"
 
 #define PROG         "mosquitto-cable-token"
 #define KEY_FILE_MAX (1024 * 1024) /* far above any secret or PEM key */

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target for plugin/core/jwt.c.
+ * libFuzzer target for plugin/core/jwt_verify.c (tokens minted by jwt_sign.c).
  *
  * Every input is used twice:
  *
@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cable_jwt.h"
+#include "cable_jwt_sign.h"
 #include "fuzz.h"
 
 /* Both libFuzzer and replay builds keep the checks: a failure must abort. */

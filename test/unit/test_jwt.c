@@ -19,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include "cable_jwt.h"
+#include "cable_jwt_sign.h"
 #include "test.h"
 
 /* ---- Keys ------------------------------------------------------------------------------ */

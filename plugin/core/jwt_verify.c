@@ -1,5 +1,6 @@
 /*
- * JSON Web Tokens: verification and minting. Pure; see cable_jwt.h for the contract.
+ * JSON Web Tokens: the keyset and verification. Pure; see cable_jwt.h for the contract.
+ * The algorithm table is in jwt_alg.c, base64url in b64url.c, minting in jwt_sign.c.
  *
  * DESIGN
  *
@@ -49,56 +50,9 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "cable_b64url.h"
 #include "cable_jwt.h"
-
-/* ---- Algorithms ---------------------------------------------------------------------- */
-
-enum jwt_family {
-	JWT_HMAC,
-	JWT_RSA,     /* RSASSA-PKCS1-v1_5 */
-	JWT_EC,      /* ECDSA, JWS R||S signature */
-	JWT_ED25519, /* EdDSA over Ed25519 (RFC 8037) */
-};
-
-struct jwt_alg {
-	const char *name;
-	enum jwt_family family;
-	const EVP_MD *(*md)(void); /* NULL for EdDSA, which hashes internally */
-	size_t min_secret;         /* HMAC: shortest secret, the hash size (RFC 7518 3.2) */
-	int curve_nid;             /* EC: the only curve this alg may use */
-	size_t coord_len;          /* EC: bytes of R and of S in the signature */
-};
-
-static const struct jwt_alg jwt_algs[] = {
-        {"HS256", JWT_HMAC, EVP_sha256, 32, NID_undef, 0},
-        {"HS384", JWT_HMAC, EVP_sha384, 48, NID_undef, 0},
-        {"HS512", JWT_HMAC, EVP_sha512, 64, NID_undef, 0},
-        {"RS256", JWT_RSA, EVP_sha256, 0, NID_undef, 0},
-        {"RS384", JWT_RSA, EVP_sha384, 0, NID_undef, 0},
-        {"RS512", JWT_RSA, EVP_sha512, 0, NID_undef, 0},
-        {"ES256", JWT_EC, EVP_sha256, 0, NID_X9_62_prime256v1, 32},
-        {"ES384", JWT_EC, EVP_sha384, 0, NID_secp384r1, 48},
-        {"EdDSA", JWT_ED25519, NULL, 0, NID_undef, 0},
-};
-
-/* RFC 7518 3.3: "A key of size 2048 bits or larger MUST be used with these algorithms." */
-#define JWT_RSA_MIN_BITS 2048
-
-#define JWT_ED25519_SIG_LEN 64
-
-/* Largest HMAC tag; public-key signatures are sized from the key (EVP_PKEY_get_size). */
-#define JWT_HMAC_MAX_LEN EVP_MAX_MD_SIZE
-
-static const struct jwt_alg *jwt_alg_find(const char *name, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < CABLE_ARRAY_LEN(jwt_algs); i++) {
-		if (strlen(jwt_algs[i].name) == len && memcmp(jwt_algs[i].name, name, len) == 0)
-			return &jwt_algs[i];
-	}
-	return NULL;
-}
+#include "jwt_alg.h"
 
 /* ---- Key set ------------------------------------------------------------------------- */
 
@@ -160,19 +114,6 @@ static const struct jwt_key *jwt_key_by_kid(const struct cable_keyset *ks, const
 	return NULL;
 }
 
-/*
- * PEM callbacks must never prompt: the default one reads a passphrase from the
- * terminal, which is I/O this module must not do. Encrypted keys simply fail to load.
- */
-static int jwt_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	CABLE_UNUSED(buf);
-	CABLE_UNUSED(size);
-	CABLE_UNUSED(rwflag);
-	CABLE_UNUSED(u);
-	return -1;
-}
-
 /* A public key from a PEM "PUBLIC KEY" block, or from a PEM certificate. */
 static EVP_PKEY *jwt_read_public_pem(const unsigned char *pem, size_t len)
 {
@@ -198,62 +139,6 @@ static EVP_PKEY *jwt_read_public_pem(const unsigned char *pem, size_t len)
 	pk = X509_get_pubkey(cert);
 	X509_free(cert);
 	return pk;
-}
-
-static EVP_PKEY *jwt_read_private_pem(const unsigned char *pem, size_t len)
-{
-	BIO *bio;
-	EVP_PKEY *pk;
-
-	bio = BIO_new_mem_buf(pem, (int)len);
-	if (bio == NULL)
-		return NULL;
-	pk = PEM_read_bio_PrivateKey(bio, NULL, jwt_no_passphrase, NULL);
-	BIO_free(bio);
-	return pk;
-}
-
-static int jwt_ec_curve_nid(const EVP_PKEY *pk)
-{
-	char name[80];
-	size_t name_len = 0;
-	int nid;
-
-	if (EVP_PKEY_get_group_name(pk, name, sizeof(name), &name_len) != 1)
-		return NID_undef;
-	nid = OBJ_sn2nid(name);
-	if (nid == NID_undef)
-		nid = EC_curve_nist2nid(name); /* "P-256" spelling */
-	return nid;
-}
-
-/* Does `pk` have the type (and size, and curve) that `alg` demands? */
-static int jwt_key_fits(const struct jwt_alg *alg, const EVP_PKEY *pk, struct cable_error *err)
-{
-	switch (alg->family) {
-	case JWT_RSA:
-		/* "RSA" only: an RSA-PSS key is a different type and does not fit RS*. */
-		if (!EVP_PKEY_is_a(pk, "RSA"))
-			return cable_error_set(err, CABLE_EINVAL, "%s needs an RSA key", alg->name);
-		if (EVP_PKEY_get_bits(pk) < JWT_RSA_MIN_BITS)
-			return cable_error_set(err, CABLE_EINVAL, "RSA key shorter than %d bits",
-			                       JWT_RSA_MIN_BITS);
-		return CABLE_OK;
-	case JWT_EC:
-		if (!EVP_PKEY_is_a(pk, "EC"))
-			return cable_error_set(err, CABLE_EINVAL, "%s needs an EC key", alg->name);
-		if (jwt_ec_curve_nid(pk) != alg->curve_nid)
-			return cable_error_set(err, CABLE_EINVAL, "%s needs an EC key on %s",
-			                       alg->name, OBJ_nid2sn(alg->curve_nid));
-		return CABLE_OK;
-	case JWT_ED25519:
-		if (!EVP_PKEY_is_a(pk, "ED25519"))
-			return cable_error_set(err, CABLE_EINVAL, "EdDSA needs an Ed25519 key");
-		return CABLE_OK;
-	case JWT_HMAC:
-		break;
-	}
-	return cable_error_set(err, CABLE_EINVAL, "%s takes a secret, not a key", alg->name);
 }
 
 /*
@@ -347,117 +232,6 @@ fail:
 	return rc;
 }
 
-/* ---- base64url ----------------------------------------------------------------------- */
-
-static int b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict decoding (RFC 7515 2): the URL-safe alphabet only, no '=' padding, no
- * whitespace, and the unused low bits of the last character must be zero, so that
- * every byte string has exactly one accepted spelling. *out is malloc'd with one
- * spare byte, NUL-terminated. Returns CABLE_OK, CABLE_EAUTH (bad input), CABLE_ENOMEM.
- */
-static int b64url_decode(const char *in, size_t len, unsigned char **out, size_t *out_len)
-{
-	unsigned char *buf;
-	uint32_t acc = 0;
-	size_t i, n = 0;
-	int v, bits = 0;
-
-	if (len % 4 == 1)
-		return CABLE_EAUTH;
-	buf = malloc(len / 4 * 3 + 3);
-	if (buf == NULL)
-		return CABLE_ENOMEM;
-	for (i = 0; i < len; i++) {
-		v = b64url_value((unsigned char)in[i]);
-		if (v < 0)
-			goto bad;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[n++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0) /* leftover bits (2 or 4) must be zero */
-		goto bad;
-	buf[n] = '\0';
-	*out = buf;
-	*out_len = n;
-	return CABLE_OK;
-bad:
-	free(buf);
-	return CABLE_EAUTH;
-}
-
-static size_t b64url_len(size_t n)
-{
-	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
-
-/* Writes b64url_len(n) characters to out (no NUL); returns that count. */
-static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-	static const char abc[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	uint32_t acc = 0;
-	size_t i, o = 0;
-	int bits = 0;
-
-	for (i = 0; i < n; i++) {
-		acc = (acc << 8) | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[o++] = abc[(acc >> bits) & 63];
-		}
-		acc &= (1u << bits) - 1;
-	}
-	if (bits > 0)
-		out[o++] = abc[(acc << (6 - bits)) & 63];
-	return o;
-}
-
-/* ---- Signatures ---------------------------------------------------------------------- */
-
-/*
- * Is s in the upper half of the curve's order (s > n/2)? 1 yes, 0 no, -1 out of memory.
- * If n_minus_s is not NULL and s is high, it is set to n - s (the low-S twin).
- */
-static int jwt_ecdsa_s_high(int curve_nid, const BIGNUM *s, BIGNUM *n_minus_s)
-{
-	EC_GROUP *group = EC_GROUP_new_by_curve_name(curve_nid);
-	BIGNUM *half = BN_new();
-	const BIGNUM *order;
-	int rc = -1;
-
-	if (group == NULL || half == NULL || (order = EC_GROUP_get0_order(group)) == NULL ||
-	    BN_rshift1(half, order) != 1)
-		goto out;
-	rc = BN_cmp(s, half) > 0;
-	if (rc == 1 && n_minus_s != NULL && BN_sub(n_minus_s, order, s) != 1)
-		rc = -1;
-out:
-	BN_free(half);
-	EC_GROUP_free(group);
-	return rc;
-}
-
 /* JWS ECDSA signature (R||S, each coord_len bytes) to the DER ECDSA-Sig-Value EVP wants. */
 static int jwt_ecdsa_raw_to_der(const unsigned char *raw, size_t coord_len, unsigned char **der,
                                 size_t *der_len)
@@ -491,39 +265,6 @@ static int jwt_ecdsa_raw_to_der(const unsigned char *raw, size_t coord_len, unsi
 	*der_len = (size_t)n;
 	rc = CABLE_OK;
 out:
-	ECDSA_SIG_free(sig);
-	return rc;
-}
-
-/*
- * DER ECDSA-Sig-Value from EVP to the JWS form: R and S, each left-padded to coord_len,
- * with S made low (n - S when S > n/2; OpenSSL signs with either half).
- */
-static int jwt_ecdsa_der_to_raw(const struct jwt_alg *alg, const unsigned char *der, size_t der_len,
-                                unsigned char *raw)
-{
-	const unsigned char *p = der;
-	const BIGNUM *r, *s;
-	BIGNUM *low = BN_new();
-	ECDSA_SIG *sig;
-	int coord_len = (int)alg->coord_len, high, rc = CABLE_EINVAL;
-
-	sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-	if (sig == NULL || low == NULL) {
-		rc = sig == NULL ? CABLE_EINVAL : CABLE_ENOMEM;
-		goto out;
-	}
-	ECDSA_SIG_get0(sig, &r, &s);
-	high = jwt_ecdsa_s_high(alg->curve_nid, s, low);
-	if (high < 0) {
-		rc = CABLE_ENOMEM;
-		goto out;
-	}
-	if (BN_bn2binpad(r, raw, coord_len) == coord_len &&
-	    BN_bn2binpad(high ? low : s, raw + coord_len, coord_len) == coord_len)
-		rc = CABLE_OK;
-out:
-	BN_free(low);
 	ECDSA_SIG_free(sig);
 	return rc;
 }
@@ -589,17 +330,6 @@ out:
 	EVP_MD_CTX_free(ctx);
 	free(der);
 	return rc;
-}
-
-static int jwt_hmac(const struct jwt_alg *alg, const unsigned char *key, size_t key_len,
-                    const unsigned char *data, size_t len, unsigned char *mac, size_t *mac_len)
-{
-	unsigned int n = 0;
-
-	if (HMAC(alg->md(), key, (int)key_len, data, len, mac, &n) == NULL)
-		return CABLE_ENOMEM;
-	*mac_len = n;
-	return CABLE_OK;
 }
 
 /* CABLE_OK when `sig` is a valid signature of `data` under `k`, else EAUTH or ENOMEM. */
@@ -822,7 +552,7 @@ static int jwt_reject(struct cable_error *err, int code, size_t offset, const ch
 static int jwt_segment(const char *token, size_t start, size_t end, unsigned char **out,
                        size_t *out_len, const char *what, struct cable_error *err)
 {
-	int rc = b64url_decode(token + start, end - start, out, out_len);
+	int rc = cable_b64url_decode(token + start, end - start, out, out_len);
 
 	if (rc == CABLE_ENOMEM)
 		return jwt_reject(err, rc, start, "out of memory");
@@ -1007,188 +737,6 @@ out:
 	free(claims_raw);
 	free(hdr_raw);
 	free(sig);
-	ERR_pop_to_mark();
-	return rc;
-}
-
-/* ---- Sign ---------------------------------------------------------------------------- */
-
-/* Signature with a private key; the result is in JWS form (R||S for ECDSA). */
-static int jwt_pkey_sign(const struct jwt_alg *alg, EVP_PKEY *pk, const unsigned char *data,
-                         size_t len, unsigned char *out, size_t *out_len, struct cable_error *err)
-{
-	EVP_MD_CTX *ctx;
-	EVP_PKEY_CTX *pctx = NULL;
-	unsigned char *sig = NULL;
-	size_t sig_len = 0;
-	int rc = CABLE_EINVAL;
-
-	ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return cable_error_set(err, CABLE_ENOMEM, "out of memory");
-	if (EVP_DigestSignInit(ctx, &pctx, alg->md ? alg->md() : NULL, NULL, pk) != 1)
-		goto fail;
-	if (alg->family == JWT_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0)
-		goto fail;
-	if (EVP_DigestSign(ctx, NULL, &sig_len, data, len) != 1)
-		goto fail;
-	sig = malloc(sig_len);
-	if (sig == NULL) {
-		rc = CABLE_ENOMEM;
-		goto fail;
-	}
-	if (EVP_DigestSign(ctx, sig, &sig_len, data, len) != 1)
-		goto fail;
-	if (alg->family == JWT_EC) {
-		if (jwt_ecdsa_der_to_raw(alg, sig, sig_len, out) != CABLE_OK)
-			goto fail;
-		*out_len = 2 * alg->coord_len;
-	} else {
-		memcpy(out, sig, sig_len);
-		*out_len = sig_len;
-	}
-	free(sig);
-	EVP_MD_CTX_free(ctx);
-	return CABLE_OK;
-fail:
-	free(sig);
-	EVP_MD_CTX_free(ctx);
-	if (rc == CABLE_ENOMEM)
-		return cable_error_set(err, rc, "out of memory");
-	return cable_error_set(err, rc, "signing failed");
-}
-
-/* Serialize `v` compactly; CABLE_ENOMEM only. */
-static int jwt_dump(const json_t *v, char **out, struct cable_error *err)
-{
-	*out = json_dumps(v, JSON_COMPACT);
-	if (*out == NULL)
-		return cable_error_set(err, CABLE_ENOMEM, "out of memory");
-	return CABLE_OK;
-}
-
-/* The header {"alg":..,"typ":"JWT"[,"kid":..]} as compact JSON text. */
-static int jwt_header_text(const struct jwt_alg *alg, const char *kid, char **out,
-                           struct cable_error *err)
-{
-	json_t *hdr, *kid_v = NULL;
-	int rc;
-
-	if (kid) {
-		kid_v = json_string(kid);
-		if (kid_v == NULL)
-			return cable_error_set(err, CABLE_EINVAL, "kid is not UTF-8");
-	}
-	hdr = json_object();
-	if (hdr == NULL || json_object_set_new(hdr, "alg", json_string(alg->name)) != 0 ||
-	    json_object_set_new(hdr, "typ", json_string("JWT")) != 0 ||
-	    (kid_v && json_object_set(hdr, "kid", kid_v) != 0)) {
-		rc = cable_error_set(err, CABLE_ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = jwt_dump(hdr, out, err);
-out:
-	json_decref(kid_v);
-	json_decref(hdr);
-	return rc;
-}
-
-int cable_jwt_sign(const char *alg_name, const char *kid, const unsigned char *key, size_t key_len,
-                   const char *claims_json, size_t claims_len, char **out, struct cable_error *err)
-{
-	const struct jwt_alg *alg;
-	EVP_PKEY *pk = NULL;
-	json_t *claims = NULL;
-	json_error_t jerr;
-	char *hdr_txt = NULL, *claims_txt = NULL, *tok = NULL;
-	unsigned char *sig = NULL;
-	size_t sig_max, sig_len = 0, hdr_len, claims_txt_len, n;
-	int rc;
-
-	if (err)
-		err->offset = 0;
-	if (alg_name == NULL || out == NULL || (key == NULL && key_len > 0) ||
-	    (claims_json == NULL && claims_len > 0))
-		return cable_error_set(err, CABLE_EINVAL, "invalid argument");
-	alg = jwt_alg_find(alg_name, strlen(alg_name));
-	if (alg == NULL)
-		return cable_error_set(err, CABLE_EINVAL, "unknown alg \"%.16s\"", alg_name);
-	if (key_len > INT_MAX)
-		return cable_error_set(err, CABLE_EINVAL, "key too large");
-
-	ERR_set_mark();
-	if (alg->family == JWT_HMAC) {
-		if (key_len < alg->min_secret) {
-			rc = cable_error_set(err, CABLE_EINVAL,
-			                     "%s secret too short (%zu bytes, need %zu)", alg->name,
-			                     key_len, alg->min_secret);
-			goto out;
-		}
-		sig_max = JWT_HMAC_MAX_LEN;
-	} else {
-		pk = jwt_read_private_pem(key, key_len);
-		if (pk == NULL) {
-			rc = cable_error_set(err, CABLE_EINVAL, "unparsable PEM private key");
-			goto out;
-		}
-		rc = jwt_key_fits(alg, pk, err);
-		if (rc != CABLE_OK)
-			goto out;
-		/* EVP_PKEY_get_size is the largest signature EVP produces (DER for ECDSA). */
-		sig_max = (size_t)EVP_PKEY_get_size(pk);
-		if (sig_max < 2 * alg->coord_len)
-			sig_max = 2 * alg->coord_len;
-	}
-
-	claims = json_loadb(claims_json ? claims_json : "", claims_len, JSON_REJECT_DUPLICATES,
-	                    &jerr);
-	if (claims == NULL || !json_is_object(claims)) {
-		rc = cable_error_set(err, CABLE_EINVAL, "claims are not a JSON object");
-		goto out;
-	}
-	rc = jwt_header_text(alg, kid, &hdr_txt, err);
-	if (rc == CABLE_OK)
-		rc = jwt_dump(claims, &claims_txt, err);
-	if (rc != CABLE_OK)
-		goto out;
-
-	hdr_len = strlen(hdr_txt);
-	claims_txt_len = strlen(claims_txt);
-	sig = malloc(sig_max);
-	tok = malloc(b64url_len(hdr_len) + 1 + b64url_len(claims_txt_len) + 1 +
-	             b64url_len(sig_max) + 1);
-	if (sig == NULL || tok == NULL) {
-		rc = cable_error_set(err, CABLE_ENOMEM, "out of memory");
-		goto out;
-	}
-	n = b64url_encode((const unsigned char *)hdr_txt, hdr_len, tok);
-	tok[n++] = '.';
-	n += b64url_encode((const unsigned char *)claims_txt, claims_txt_len, tok + n);
-
-	if (alg->family == JWT_HMAC) {
-		rc = jwt_hmac(alg, key, key_len, (const unsigned char *)tok, n, sig, &sig_len);
-		if (rc != CABLE_OK)
-			cable_error_set(err, rc, "out of memory");
-	} else {
-		rc = jwt_pkey_sign(alg, pk, (const unsigned char *)tok, n, sig, &sig_len, err);
-	}
-	if (rc != CABLE_OK)
-		goto out;
-	tok[n++] = '.';
-	n += b64url_encode(sig, sig_len, tok + n);
-	tok[n] = '\0';
-	*out = tok;
-	tok = NULL;
-out:
-	if (sig) {
-		OPENSSL_cleanse(sig, sig_max);
-		free(sig);
-	}
-	free(tok);
-	free(claims_txt);
-	free(hdr_txt);
-	json_decref(claims);
-	EVP_PKEY_free(pk);
 	ERR_pop_to_mark();
 	return rc;
 }
