@@ -6,6 +6,12 @@
  * buffer (the adapter reads the file). Thread: any; a map is immutable once built,
  * so it can be shared read-only.
  *
+ * Three parts, each its own file in plugin/core/ (chanmap_internal.h describes them):
+ * loading, cable_chanmap_new/free and the map queries (chanmap_load.c); binding,
+ * cable_chanmap_bind and the cable_binding_* accessors (chanmap_bind.c); perform,
+ * cable_binding_perform and what it fills (chanmap_perform.c). Templates, the topic
+ * patterns with placeholders, are internal to them (chanmap_template.c).
+ *
  * ---- File format (JSON) -----------------------------------------------------------
  *
  * {

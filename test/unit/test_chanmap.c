@@ -1,5 +1,5 @@
 /*
- * Unit tests for the channel map (plugin/core/chanmap.c, include/cable_chanmap.h):
+ * Unit tests for the channel map (plugin/core/chanmap_*.c, include/cable_chanmap.h):
  * loading and its error texts, binding identifiers (and refusing topic injection),
  * and perform with every payload shape.
  *
