@@ -81,9 +81,9 @@ static void publisher_start(void)
 	if (bench.proto == P_RAILS)
 		return; /* the publisher is an extra WebSocket connection */
 	snprintf(id, sizeof(id), "cable-bench-pub-%d", (int)getpid());
-	bench.mosq_pub = mqtt_client(id);
-	mosquitto_connect_callback_set(bench.mosq_pub, mqtt_log_connect);
-	mqtt_connect_start(bench.mosq_pub, bench.host, bench.mqtt_port, 60);
+	bench.mosq_pub =
+	        mqtt_client_start(id, &(struct mqtt_callbacks){mqtt_log_connect, NULL, NULL},
+	                          bench.host, bench.mqtt_port, 60);
 	while (!atomic_load(&bench.mqtt_pub_connected)) {
 		if (now_ns() > deadline)
 			die("MQTT publisher did not connect");
@@ -606,11 +606,9 @@ static int run_perform(void)
 	bench.perf_cap = bench.messages;
 	bench.perf_lat = xcalloc(bench.messages, sizeof(*bench.perf_lat));
 	snprintf(id, sizeof(id), "cable-bench-sub-%d", (int)getpid());
-	bench.mosq_sub = mqtt_client(id);
-	mosquitto_connect_callback_set(bench.mosq_sub, perf_on_connect);
-	mosquitto_subscribe_callback_set(bench.mosq_sub, perf_on_subscribe);
-	mosquitto_message_callback_set(bench.mosq_sub, perf_on_message);
-	mqtt_connect_start(bench.mosq_sub, bench.host, bench.mqtt_port, 60);
+	bench.mosq_sub = mqtt_client_start(
+	        id, &(struct mqtt_callbacks){perf_on_connect, perf_on_subscribe, perf_on_message},
+	        bench.host, bench.mqtt_port, 60);
 	while (!atomic_load(&bench.mqtt_sub_ready)) {
 		if (now_ns() > deadline)
 			die("MQTT subscriber did not subscribe");

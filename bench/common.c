@@ -248,6 +248,21 @@ void mqtt_connect_start(struct mosquitto *m, const char *host, int port, int kee
 	mosquitto_loop_start(m);
 }
 
+struct mosquitto *mqtt_client_start(const char *id, const struct mqtt_callbacks *cb,
+                                    const char *host, int port, int keepalive)
+{
+	struct mosquitto *m = mqtt_client(id);
+
+	if (cb->on_connect)
+		mosquitto_connect_callback_set(m, cb->on_connect);
+	if (cb->on_subscribe)
+		mosquitto_subscribe_callback_set(m, cb->on_subscribe);
+	if (cb->on_message)
+		mosquitto_message_callback_set(m, cb->on_message);
+	mqtt_connect_start(m, host, port, keepalive);
+	return m;
+}
+
 /* ---- Command line and limits ---------------------------------------------------------- */
 
 uint32_t num_arg(const char *s, const char *name)

@@ -66,6 +66,18 @@ struct mosquitto *mqtt_client(const char *id);
 /* Connects m to host:port and starts its network thread; dies if the connect fails. */
 void mqtt_connect_start(struct mosquitto *m, const char *host, int port, int keepalive);
 
+struct mosquitto_message;
+
+/* An MQTT client's callbacks; the NULL ones are not set. */
+struct mqtt_callbacks {
+	void (*on_connect)(struct mosquitto *m, void *obj, int rc);
+	void (*on_subscribe)(struct mosquitto *m, void *obj, int mid, int n, const int *qos);
+	void (*on_message)(struct mosquitto *m, void *obj, const struct mosquitto_message *msg);
+};
+/* mqtt_client(id) with the callbacks cb, then mqtt_connect_start; dies on failure. */
+struct mosquitto *mqtt_client_start(const char *id, const struct mqtt_callbacks *cb,
+                                    const char *host, int port, int keepalive);
+
 /* A decimal option value up to 100,000,000; dies naming the option otherwise. */
 uint32_t num_arg(const char *s, const char *name);
 /* Raises the soft descriptor limit to the hard one; returns the soft limit then in force. */

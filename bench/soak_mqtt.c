@@ -94,11 +94,10 @@ void mqtt_start(void)
 	mq.spikes = xcalloc(mq.spike_cap, sizeof(*mq.spikes));
 	atomic_store(&mq.spike_us, UINT32_MAX);
 	snprintf(id, sizeof(id), "soak-probe-%d", (int)getpid());
-	mq.probe = mqtt_client(id);
-	mosquitto_connect_callback_set(mq.probe, probe_on_connect);
-	mosquitto_subscribe_callback_set(mq.probe, probe_on_subscribe);
-	mosquitto_message_callback_set(mq.probe, probe_on_message);
-	mqtt_connect_start(mq.probe, opt.host, opt.mqtt_port, 30);
+	mq.probe = mqtt_client_start(
+	        id,
+	        &(struct mqtt_callbacks){probe_on_connect, probe_on_subscribe, probe_on_message},
+	        opt.host, opt.mqtt_port, 30);
 	for (i = 0; i < NDEV; i++) {
 		snprintf(id, sizeof(id), "soak-device-%d-%d", (int)getpid(), i);
 		mq.dev[i] = mqtt_client(id);
