@@ -98,7 +98,7 @@ struct soak_opt opt = {
         .life_min_s = 10,
         .life_max_s = 60,
         .stall_s = 90,
-        .connect_conc = 200,
+        .connect_conc = 48, /* below plugin_opt_max_handshakes_per_ip (64): one address */
         .seed = 1,
         .browser_nice = 10,
         .speak_share = 20,
@@ -167,7 +167,7 @@ static const struct opt soak_opts[] = {
         {"stall", OPT_U32, &opt.stall_s, NULL, "S",
          "a stalled reader stops reading this long (90)"},
         {"connect-concurrency", OPT_U32, &opt.connect_conc, NULL, "N",
-         "handshakes at once during the ramp (200)"},
+         "handshakes at once during the ramp (48)"},
         {"seed", OPT_U64, &opt.seed, NULL, "N", "random seed (1)"},
         {"speak-share", OPT_U32, &opt.speak_share, NULL, "P",
          "percent of a churner's actions that speak (20, at most 50)"},
