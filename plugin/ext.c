@@ -26,6 +26,7 @@
 #include "cable_jwt.h"
 #include "cable_proto.h"
 #include "cable_topic.h"
+#include "counter.h"
 #include "gw.h"
 
 #define HOLD_MAX_FRAMES  4096 /* held frames per restored subscription, then dropped */
@@ -65,6 +66,7 @@ struct resume {
 	size_t nkeep;
 	long long expires; /* monotonic seconds */
 	size_t slot;
+	bool counted; /* in ext_gw.parked_per_user */
 };
 
 struct ext_gw {
@@ -72,6 +74,12 @@ struct ext_gw {
 	char epoch[12];
 	struct resume *by_sid;
 	struct cable_heap parked; /* by expires */
+	/*
+	 * Parked sessions per user. A parked session keeps its identifiers and routes alive
+	 * after its connection's subscription budget was given back, so without this one
+	 * user could park up to plugin_opt_max_connections sessions by reconnecting.
+	 */
+	struct counter *parked_per_user;
 	uint64_t restored, restore_failed, parked_total, parked_expired;
 	uint64_t history_confirmed, history_rejected, replayed, no_pong;
 	uint64_t skipped; /* replayed values a "message" channel could not carry */
@@ -131,6 +139,8 @@ static void resume_free(struct gw *gw, struct resume *r)
 		ident_put(&gw->index, r->ids[i]);
 	for (i = 0; i < r->nkeep; i++)
 		route_unkeep(&gw->index, r->keep[i]);
+	if (r->counted)
+		counter_add(&gw->ext->parked_per_user, r->user, -1);
 	free(r->ids);
 	free(r->keep);
 	free(r->user);
@@ -152,6 +162,7 @@ void ext_release(struct gw *gw)
 		resume_free(gw, r);
 	}
 	cable_heap_free(&x->parked);
+	counter_clear(&x->parked_per_user);
 	cable_history_free(x->history);
 	free(x);
 	gw->ext = NULL;
@@ -346,9 +357,21 @@ void ext_detach(struct session *s)
 		nroutes += sub->entry.nlinks;
 	}
 	r->user = strdup(s->who.user);
+	if (r->user == NULL)
+		goto forget;
+	/* At most plugin_opt_max_connections_per_user parked sessions per user. */
+	if (gw->cfg.max_per_user && !gw->cfg.anonymous) {
+		size_t n = counter_add(&x->parked_per_user, r->user, +1);
+
+		if (n == SIZE_MAX)
+			goto forget;
+		r->counted = true;
+		if (n > gw->cfg.max_per_user)
+			goto forget;
+	}
 	r->ids = calloc(s->nsubs ? s->nsubs : 1, sizeof(*r->ids));
 	r->keep = calloc(nroutes ? nroutes : 1, sizeof(*r->keep));
-	if (r->user == NULL || r->ids == NULL || r->keep == NULL)
+	if (r->ids == NULL || r->keep == NULL)
 		goto forget;
 	HASH_ITER(hh, s->subs, sub, tmp)
 	{
