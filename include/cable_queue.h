@@ -38,6 +38,8 @@ enum cable_msg_kind {
 	                      (topic, payload; `answer->request_id` = its correlation data) */
 	CABLE_MSG_ACK,     /* broker -> gateway: a browser's publish was accepted; the publish
 	                      itself comes back through the internal client (state.c) */
+	CABLE_MSG_CALL,    /* between gateway shards: a function to run on the receiving
+	                      shard's thread, in the payload (plugin/shard.h) */
 };
 
 /* Length of an answer token: 16 random bytes in base64url, no padding. */

@@ -30,7 +30,8 @@ struct answer_slot {
 	char token[CABLE_ANSWER_TOKEN_LEN + 1];
 };
 
-static bool make_token(char *out)
+/* The token's first character names the shard that holds the slot (shard.h). */
+static bool make_token(const struct gw *gw, char *out)
 {
 	static const char alphabet[] =
 	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -51,6 +52,7 @@ static bool make_token(char *out)
 	if (bits)
 		out[n++] = alphabet[(acc << (6 - bits)) & 63];
 	out[n] = '\0';
+	out[0] = shard_token_char(gw->shard);
 	return n == CABLE_ANSWER_TOKEN_LEN;
 }
 
@@ -63,7 +65,7 @@ static struct answer_slot *slot_for(struct gw *gw, struct sub *sub)
 	if (a)
 		return a;
 	a = calloc(1, sizeof(*a));
-	if (a == NULL || !make_token(a->token)) {
+	if (a == NULL || !make_token(gw, a->token)) {
 		free(a);
 		return NULL;
 	}

@@ -188,7 +188,9 @@ bool within_limits(struct session *s)
 {
 	struct gw *gw = s->gw;
 
-	if (gw->cfg.max_connections && gw->sess.n > gw->cfg.max_connections) {
+	size_t n;
+
+	if (gw->cfg.max_connections && atomic_load(&gw->hub->sessions) > gw->cfg.max_connections) {
 		gw_log(gw, MOSQ_LOG_WARNING,
 		       "connection from %s refused: %zu connections (plugin_opt_max_connections)",
 		       s->peer, gw->cfg.max_connections);
@@ -197,8 +199,10 @@ bool within_limits(struct session *s)
 		return false;
 	}
 	s->counted_ip = true;
-	if (counter_add(&gw->limits.per_ip, s->peer, +1) > gw->cfg.max_per_ip &&
-	    gw->cfg.max_per_ip) {
+	pthread_mutex_lock(&gw->hub->lock);
+	n = counter_add(&gw->hub->per_ip, s->peer, +1);
+	pthread_mutex_unlock(&gw->hub->lock);
+	if (n > gw->cfg.max_per_ip && gw->cfg.max_per_ip) {
 		gw_log(gw, MOSQ_LOG_NOTICE,
 		       "connection from %s refused: %zu connections from that address "
 		       "(plugin_opt_max_connections_per_ip)",
@@ -216,9 +220,11 @@ bool within_user_limit(struct session *s)
 	size_t n;
 
 	s->counted_user = true;
-	n = counter_add(&gw->limits.per_user, s->who.user, +1);
+	pthread_mutex_lock(&gw->hub->lock);
+	n = counter_add(&gw->hub->per_user, s->who.user, +1);
 	if (n != SIZE_MAX && n != 0)
-		HASH_FIND(hh, gw->limits.per_user, s->who.user, strlen(s->who.user), s->user);
+		HASH_FIND(hh, gw->hub->per_user, s->who.user, strlen(s->who.user), s->user);
+	pthread_mutex_unlock(&gw->hub->lock);
 	if (n > gw->cfg.max_per_user && gw->cfg.max_per_user) {
 		gw_log(gw, MOSQ_LOG_NOTICE,
 		       "connection %s (%s) refused: user %s has %zu connections "
@@ -234,16 +240,43 @@ bool within_user_limit(struct session *s)
 
 void auth_closed(struct session *s)
 {
+	struct gw_hub *hub = s->gw->hub;
+
+	pthread_mutex_lock(&hub->lock);
 	if (s->counted_ip)
-		counter_add(&s->gw->limits.per_ip, s->peer, -1);
+		counter_add(&hub->per_ip, s->peer, -1);
 	if (s->counted_user)
-		counter_add(&s->gw->limits.per_user, s->who.user, -1);
+		counter_add(&hub->per_user, s->who.user, -1);
+	pthread_mutex_unlock(&hub->lock);
 	s->counted_ip = s->counted_user = false;
 	s->user = NULL;
 }
 
-void auth_release(struct gw_limits *l)
+/*
+ * Charge a new subscription's cost to its user's budget (shared by the user's
+ * connections on every shard); false, and nothing charged, when it would exceed it.
+ */
+bool auth_user_charge(struct session *s, size_t cost)
 {
-	counter_clear(&l->per_ip);
-	counter_clear(&l->per_user);
+	size_t max = s->gw->cfg.max_user_sub_bytes;
+	bool ok = true;
+
+	if (s->user == NULL)
+		return true;
+	pthread_mutex_lock(&s->gw->hub->lock);
+	if (max && s->user->sub_bytes + cost > max)
+		ok = false;
+	else
+		s->user->sub_bytes += cost;
+	pthread_mutex_unlock(&s->gw->hub->lock);
+	return ok;
+}
+
+void auth_user_refund(struct session *s, size_t cost)
+{
+	if (s->user == NULL)
+		return;
+	pthread_mutex_lock(&s->gw->hub->lock);
+	s->user->sub_bytes -= cost;
+	pthread_mutex_unlock(&s->gw->hub->lock);
 }

@@ -15,8 +15,8 @@ struct counter;
 /* Why a connection was refused at authentication (cable_auth_failures_total{reason}). */
 enum auth_failure { AUTH_NO_TOKEN, AUTH_EXPIRED, AUTH_BAD_SIGNATURE, AUTH_INVALID, AUTH_NREASONS };
 
+/* The counts per address and per user span the shards: in struct gw_hub (shard.h). */
 struct gw_limits {
-	struct counter *per_ip, *per_user;
 	uint64_t failures[AUTH_NREASONS];
 };
 
@@ -38,6 +38,11 @@ bool within_user_limit(struct session *s);
 /* The session is gone: uncount it. */
 void auth_closed(struct session *s);
 
-void auth_release(struct gw_limits *l);
+/*
+ * The user's subscription budget (plugin_opt_max_subscription_bytes_per_user) over all
+ * its connections: charge fails, charging nothing, when cost would exceed it.
+ */
+bool auth_user_charge(struct session *s, size_t cost);
+void auth_user_refund(struct session *s, size_t cost);
 
 #endif

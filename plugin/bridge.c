@@ -82,7 +82,13 @@ static void broker_nudge(lws_sorted_usec_list_t *sul)
 	size_t waiting;
 
 	cable_queue_stats(q, &waiting, NULL);
-	if (waiting == 0) {
+	/*
+	 * The broker's wake-up after it made room reaches shard 0 only: every shard retries
+	 * its own paused browsers here (one that is refused again pauses again).
+	 */
+	if (gw->sess.paused)
+		sessions_resume_paused(gw);
+	if (waiting == 0 && gw->sess.paused == NULL) {
 		gw->bridge.nudging = false;
 		return;
 	}
@@ -91,12 +97,15 @@ static void broker_nudge(lws_sorted_usec_list_t *sul)
 	gw_schedule(gw, &gw->bridge.nudge_sul, broker_nudge, NUDGE_US);
 }
 
-/* Gateway thread: queue a browser's publish for the broker thread. */
+/*
+ * Gateway thread: queue a browser's publish for the broker thread. A refusal also
+ * starts the nudge, which retries the paused browser (broker_nudge).
+ */
 int gw_push_to_broker(struct gw *gw, struct cable_msg *m)
 {
 	int rc = cable_queue_push(&gw->link->to_broker, m, false);
 
-	if (rc == CABLE_OK && !gw->bridge.nudging) {
+	if (!gw->bridge.nudging) {
 		gw->bridge.nudging = true;
 		gw_schedule(gw, &gw->bridge.nudge_sul, broker_nudge, NUDGE_US);
 	}
@@ -120,46 +129,73 @@ static void inbox_continue(lws_sorted_usec_list_t *sul)
  * A wake-up that finds a backlog only appends to it, so batches never run twice in a
  * round without the writes between them.
  */
+static void backlog_append(struct gw_bridge *b, struct cable_msg *m)
+{
+	if (m == NULL)
+		return;
+	if (b->backlog_tail)
+		b->backlog_tail->next = m;
+	else
+		b->backlog = m;
+	while (m->next)
+		m = m->next;
+	b->backlog_tail = m;
+}
+
+/* One message from the broker (shard 0) or from another shard; frees it. */
+static void handle(struct gw *gw, struct cable_msg *m)
+{
+	struct gw *to;
+
+	switch (m->kind) {
+	case CABLE_MSG_PUBLISH:
+		shards_dispatch(gw, m); /* takes it */
+		return;
+	case CABLE_MSG_REFUSED:
+	case CABLE_MSG_REPLY:
+	case CABLE_MSG_ACK:
+		to = shard_for_answer(gw, m);
+		if (to != gw) { /* the performing browser is on another shard */
+			m->next = NULL;
+			if (cable_queue_push(&to->inbox, m, false) == CABLE_OK)
+				return;
+			gw->bridge.shard_drops++;
+			break;
+		}
+		answer_from_broker(gw, m);
+		break;
+	case CABLE_MSG_RULES:
+		shards_replace_rules(gw, m->ptr);
+		break;
+	case CABLE_MSG_CALL:
+		shard_run_call(gw, m);
+		break;
+	case CABLE_MSG_LOG:
+		break;
+	}
+	cable_msg_free(m);
+}
+
+/*
+ * from_timer: called by the continuation timer, which runs once per service round.
+ * A wake-up that finds a backlog only appends to it, so batches never run twice in a
+ * round without the writes between them.
+ */
 void drain_inbox(struct gw *gw, bool from_timer)
 {
 	struct cable_msg *m, *next;
-	bool was_waiting = false;
 	int n = 0;
 
-	/* Append what the broker queued to what is left from the last round. */
-	m = cable_queue_take_all(&gw->link->to_gateway, &was_waiting);
-	if (m) {
-		if (gw->bridge.backlog_tail)
-			gw->bridge.backlog_tail->next = m;
-		else
-			gw->bridge.backlog = m;
-		while (m->next)
-			m = m->next;
-		gw->bridge.backlog_tail = m;
-	}
+	/* Append what the broker (to shard 0) and the other shards queued. */
+	if (gw->shard == 0)
+		backlog_append(&gw->bridge, cable_queue_take_all(&gw->link->to_gateway, NULL));
+	backlog_append(&gw->bridge, cable_queue_take_all(&gw->inbox, NULL));
 	if (gw->bridge.backlog_pending && !from_timer)
 		goto resume_paused;
 	gw->bridge.backlog_pending = false;
 	for (m = gw->bridge.backlog; m && n < INBOX_BATCH; m = next, n++) {
 		next = m->next;
-		switch (m->kind) {
-		case CABLE_MSG_PUBLISH:
-			fanout_dispatch(&gw->index, m);
-			if (m->answer)
-				answer_from_broker(gw, m); /* acknowledged after its fan-out */
-			break;
-		case CABLE_MSG_REFUSED:
-		case CABLE_MSG_REPLY:
-		case CABLE_MSG_ACK:
-			answer_from_broker(gw, m);
-			break;
-		case CABLE_MSG_RULES:
-			gw_replace_rules(gw, m->ptr);
-			break;
-		case CABLE_MSG_LOG:
-			break;
-		}
-		cable_msg_free(m);
+		handle(gw, m);
 	}
 	gw->bridge.backlog = m;
 	if (m == NULL)
@@ -171,7 +207,8 @@ void drain_inbox(struct gw *gw, bool from_timer)
 resume_paused:
 	/* The broker has drained to_broker since we paused: retry the paused browsers. */
 	sessions_resume_paused(gw);
-	if (atomic_load(&gw->stop_requested) && !gw->stopping)
+	listen_update(gw); /* another shard may have closed sockets under a shared cap */
+	if (atomic_load(&gw->hub->stop_requested) && !gw->stopping)
 		gw_begin_stop(gw);
 }
 

@@ -387,6 +387,7 @@ static void drain_to_broker(struct cable_plugin *p)
 		case CABLE_MSG_REFUSED:
 		case CABLE_MSG_REPLY:
 		case CABLE_MSG_ACK:
+		case CABLE_MSG_CALL: /* never sent this way */
 			cable_msg_free(m);
 			break;
 		}

@@ -25,10 +25,10 @@
 #include "cable_queue.h"
 #include "cable_rules.h"
 
-#define CABLE_GATEWAY_ABI 3
+#define CABLE_GATEWAY_ABI 4
 
 /*
- * The exported symbol's name carries the ABI version: cable_gateway_api_v3 for ABI 3,
+ * The exported symbol's name carries the ABI version: cable_gateway_api_v4 for ABI 4,
  * so an adapter and a gateway of different ABIs do not even find each other.
  */
 #define CABLE_GATEWAY_CAT_(a, b) a##b
@@ -45,6 +45,9 @@
  * CABLE_MSG_REPLY; the gateway hands it to the subscription holding the token.
  */
 #define CABLE_REPLY_PREFIX "$cable/reply/"
+
+/* Most gateway threads (plugin_opt_threads); answer tokens name their shard in one character. */
+#define CABLE_MAX_THREADS 64
 
 /* Listener and protocol settings (plugin_opt_*). Strings are copied by start(). */
 struct cable_gateway_config {
@@ -70,6 +73,7 @@ struct cable_gateway_config {
 	unsigned max_header_size;     /* bytes of HTTP headers accepted (cookies!) */
 	size_t socket_send_buffer;    /* SO_SNDBUF per browser socket; 0 = kernel autotuning */
 	bool poll_loop;               /* lws' own poll() loop instead of epoll (libev) */
+	unsigned threads;             /* gateway shards, 1..CABLE_MAX_THREADS (shard.h) */
 	size_t receive_buffer;        /* lws' per-connection receive buffer, in bytes */
 	const char *tls_cert;         /* PEM files; all NULL = plain ws:// */
 	const char *tls_key;

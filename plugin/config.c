@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <pwd.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -66,6 +67,7 @@ static const struct opt_spec opt_specs[] = {
         {"max_header_size", OPT_UINT, OFF(gw.max_header_size), 1024, 65535},
         {"socket_send_buffer", OPT_SIZE, OFF(gw.socket_send_buffer), 0, 64 * 1024 * 1024},
         {"event_loop", OPT_CHOICE, OFF(gw.poll_loop), CHOICE_EVENT_LOOP, 0},
+        {"threads", OPT_UINT, OFF(gw.threads), 0, CABLE_MAX_THREADS},
         {"receive_buffer", OPT_SIZE, OFF(gw.receive_buffer), 128, 65536},
         {"tls_cert_file", OPT_STRING, OFF(gw.tls_cert), 0, 0},
         {"tls_key_file", OPT_STRING, OFF(gw.tls_key), 0, 0},
@@ -257,6 +259,23 @@ static const struct opt_spec *closest_option(const char *key)
 }
 
 /*
+ * plugin_opt_threads 0 (the default): one gateway thread per CPU this process may run
+ * on (its affinity mask, so a container's or taskset's limit counts), at most
+ * CABLE_MAX_THREADS.
+ */
+static unsigned auto_threads(void)
+{
+	cpu_set_t set;
+	int n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = 1;
+	return n > CABLE_MAX_THREADS ? CABLE_MAX_THREADS : (unsigned)n;
+}
+
+/*
  * Descriptors for browser sockets (plugin_opt_max_descriptors). The broker's MQTT
  * clients, its files and the plugin's own few descriptors share the process's
  * RLIMIT_NOFILE with them, so by default the plugin takes at most three quarters of the
@@ -356,6 +375,8 @@ int cable_options_parse(const struct mosquitto_opt *opts, int n, struct cable_op
 		         "plugin_opt_token_cookie_any_origin true to accept that risk");
 		return CABLE_EINVAL;
 	}
+	if (o.gw.threads == 0)
+		o.gw.threads = auto_threads();
 	if (descriptor_budget(&o, err, errlen) != CABLE_OK)
 		return CABLE_EINVAL;
 	if ((o.gw.tls_cert == NULL) != (o.gw.tls_key == NULL)) {

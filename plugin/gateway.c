@@ -52,10 +52,11 @@ void gw_begin_stop(struct gw *gw)
 	stop_check(&gw->stop_sul);
 }
 
-void gw_replace_rules(struct gw *gw, struct cable_rules *rules)
+void gw_replace_rules(struct gw *gw, struct shared_rules *rules)
 {
-	cable_rules_free(gw->rules);
-	gw->rules = rules;
+	shared_rules_put(gw->rules_ref);
+	gw->rules_ref = rules;
+	gw->rules = rules->rules;
 	subs_rebind_all(gw);
 }
 
@@ -156,19 +157,42 @@ static const struct lws_protocols protocols[] = {
         {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-/* ---- Thread -------------------------------------------------------------------------- */
+/* ---- Threads ------------------------------------------------------------------------- */
 
 static void *gateway_main(void *arg)
 {
 	struct gw *gw = arg;
 
 	health_start(gw);
-	state_start(gw);
-	metrics_start(gw);
+	if (gw->shard == 0) { /* one internal client and one metrics publisher for all */
+		state_start(gw);
+		metrics_start(gw);
+	}
 	/* A stop requested before the thread ran is seen at the first wake-up. */
 	lws_cancel_service(gw->loop.ctx);
 	loop_run(&gw->loop, &gw->finished);
+	/*
+	 * Every shard has closed its sessions: wait for the others, then stop taking calls
+	 * (shard.h) and destroy this shard's context on its own thread.
+	 */
+	pthread_barrier_wait(&gw->hub->exit_barrier);
+	atomic_store(&gw->hub->exiting, true);
+	loop_end(&gw->loop);
 	return NULL;
+}
+
+/* Calls still queued when the threads are gone; they only touch their shard. */
+static void run_leftover_calls(struct gw *gw)
+{
+	struct cable_msg *m, *next;
+
+	bridge_release(&gw->bridge);
+	for (m = cable_queue_take_all(&gw->inbox, NULL); m; m = next) {
+		next = m->next;
+		if (m->kind == CABLE_MSG_CALL)
+			shard_run_call(gw, m);
+		cable_msg_free(m);
+	}
 }
 
 static void gw_free(struct gw *gw)
@@ -186,8 +210,8 @@ static void gw_free(struct gw *gw)
 	state_release(gw);
 	loop_close(&gw->loop);
 	bridge_release(&gw->bridge);
-	auth_release(&gw->limits);
-	cable_rules_free(gw->rules);
+	cable_queue_release(&gw->inbox);
+	shared_rules_put(gw->rules_ref);
 	http_release(&gw->http);
 	for (i = 0; i < CABLE_ARRAY_LEN(gw->strings); i++)
 		free(gw->strings[i]);
@@ -220,56 +244,38 @@ static int copy_config(struct gw *gw, const struct cable_gateway_config *cfg)
 
 static const lws_retry_bo_t no_validity_checks = {0};
 
-static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
-                                      struct cable_link *link, struct cable_rules *rules, char *err,
-                                      size_t errlen)
+/* Broker thread: shard i's struct gw, context and listening socket; NULL with err. */
+static struct gw *shard_new(struct gw_hub *hub, unsigned i, const struct cable_gateway_config *cfg,
+                            char *err, size_t errlen)
 {
 	struct lws_context_creation_info info;
-	sigset_t all, old;
 	char why[256];
 	struct gw *gw;
 
 	gw = calloc(1, sizeof(*gw));
-	if (gw == NULL || copy_config(gw, cfg) != CABLE_OK) {
+	if (gw == NULL || copy_config(gw, cfg) != CABLE_OK ||
+	    shard_inbox_init(gw, &hub->link->to_gateway) != CABLE_OK) {
 		snprintf(err, errlen, "out of memory");
 		gw_free(gw);
 		return NULL;
 	}
-	gw->link = link;
+	gw->hub = hub;
+	gw->shard = i;
+	gw->link = hub->link;
+	hub->shards[i] = gw;
 	listen_init(&gw->listener);
-	atomic_init(&gw->stop_requested, false);
 	index_init(&gw->index, &subs_index_ops, gw);
 	expiry_init(&gw->expiry);
-	if (gw->cfg.state_listener) {
-		struct sockaddr_storage ss;
-		unsigned sslen;
-
-		if (state_parse_listener(gw->cfg.state_listener, &ss, &sslen) != CABLE_OK ||
-		    gw->cfg.state_client_id == NULL || gw->cfg.state_secret == NULL) {
-			snprintf(err, errlen,
-			         "plugin_opt_state_listener: '%s' is neither a unix socket path "
-			         "(a path with no ':' or with a '/') nor LOOPBACKADDRESS:PORT",
-			         gw->cfg.state_listener);
-			gw_free(gw);
-			return NULL;
-		}
-	}
 	if (ext_start(gw) != CABLE_OK) {
 		snprintf(err, errlen, "out of memory");
-		gw_free(gw);
 		return NULL;
 	}
-	if (http_init(&gw->http, &gw->cfg, err, errlen) != CABLE_OK) {
-		gw_free(gw);
+	if (http_init(&gw->http, &gw->cfg, err, errlen) != CABLE_OK)
 		return NULL;
-	}
-
-	bridge_log_lws(gw);
-
-	if (listen_open(gw, err, errlen) != CABLE_OK) {
-		gw_free(gw);
+	if (i == 0)
+		bridge_log_lws(gw);
+	if (listen_open(gw, err, errlen) != CABLE_OK)
 		return NULL;
-	}
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the listening socket is ours: listen.c */
 	_Static_assert(sizeof(gw->protocols) == sizeof(protocols), "gw->protocols");
@@ -312,47 +318,119 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 			         gw->cfg.tls_cert ? " (check the plugin_opt_tls_* files)" : "");
 		else
 			snprintf(err, errlen, "%s", why);
-		gw_free(gw);
 		return NULL;
 	}
-	if (listen_adopt(gw, err, errlen) != CABLE_OK) {
-		gw_free(gw);
+	if (listen_adopt(gw, err, errlen) != CABLE_OK)
 		return NULL;
-	}
-	gw->rules = rules;
+	return gw;
+}
 
-	/* No process signal (SIGTERM, SIGHUP, our wake signal) may land on this thread. */
+static void hub_destroy(struct gw_hub *hub)
+{
+	unsigned i;
+
+	for (i = 0; i < hub->n; i++)
+		if (hub->shards[i])
+			run_leftover_calls(hub->shards[i]);
+	for (i = 0; i < hub->n; i++)
+		gw_free(hub->shards[i]);
+	bridge_log_lws(NULL);
+	hub_free(hub);
+}
+
+static void gw_stop(struct cable_gateway *g);
+
+static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
+                                      struct cable_link *link, struct cable_rules *rules, char *err,
+                                      size_t errlen)
+{
+	struct shared_rules *shared;
+	sigset_t all, old;
+	struct gw_hub *hub;
+	unsigned i, n = cfg->threads ? cfg->threads : 1;
+
+	if (cfg->state_listener) {
+		struct sockaddr_storage ss;
+		unsigned sslen;
+
+		if (state_parse_listener(cfg->state_listener, &ss, &sslen) != CABLE_OK ||
+		    cfg->state_client_id == NULL || cfg->state_secret == NULL) {
+			snprintf(err, errlen,
+			         "plugin_opt_state_listener: '%s' is neither a unix socket path "
+			         "(a path with no ':' or with a '/') nor LOOPBACKADDRESS:PORT",
+			         cfg->state_listener);
+			return NULL;
+		}
+	}
+	hub = hub_new(n, link);
+	shared = malloc(sizeof(*shared));
+	if (hub == NULL || shared == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(shared);
+		hub_free(hub);
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (shard_new(hub, i, cfg, err, errlen) == NULL) {
+			free(shared);
+			hub_destroy(hub);
+			return NULL;
+		}
+	}
+	/* From here the rules are the shards' (the caller keeps them on failure above). */
+	atomic_init(&shared->refs, n);
+	shared->rules = rules;
+	for (i = 0; i < n; i++) {
+		hub->shards[i]->rules_ref = shared;
+		hub->shards[i]->rules = rules;
+	}
+
+	/* No process signal (SIGTERM, SIGHUP, our wake signal) may land on these threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&gw->thread, NULL, gateway_main, gw) != 0) {
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		snprintf(err, errlen, "cannot start the gateway thread");
-		gw->rules = NULL; /* stays with the caller on failure */
-		gw_free(gw);
-		return NULL;
+	for (i = 0; i < n; i++) {
+		struct gw *gw = hub->shards[i];
+
+		if (pthread_create(&gw->thread, NULL, gateway_main, gw) != 0)
+			break;
+		gw->thread_started = true;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	gw->thread_started = true;
-	return (struct cable_gateway *)gw;
+	if (i < n) {
+		snprintf(err, errlen, "cannot start gateway thread %u of %u", i + 1, n);
+		/* The rules stay with the caller: take them back from the shards. */
+		for (unsigned j = 0; j < n; j++)
+			hub->shards[j]->rules_ref = NULL;
+		free(shared);
+		/* Only the started threads meet at the barrier (none waits there yet). */
+		pthread_barrier_destroy(&hub->exit_barrier);
+		pthread_barrier_init(&hub->exit_barrier, NULL, i ? i : 1);
+		gw_stop((struct cable_gateway *)hub);
+		return NULL;
+	}
+	return (struct cable_gateway *)hub;
 }
 
 static void gw_wake(struct cable_gateway *g)
 {
-	struct gw *gw = (struct gw *)g;
+	struct gw_hub *hub = (struct gw_hub *)g;
 
-	if (gw->loop.ctx)
-		lws_cancel_service(gw->loop.ctx);
+	lws_cancel_service(hub->shards[0]->loop.ctx);
 }
 
 static void gw_stop(struct cable_gateway *g)
 {
-	struct gw *gw = (struct gw *)g;
+	struct gw_hub *hub = (struct gw_hub *)g;
+	unsigned i;
 
-	atomic_store(&gw->stop_requested, true);
-	lws_cancel_service(gw->loop.ctx);
-	pthread_join(gw->thread, NULL);
-	bridge_log_lws(NULL);
-	gw_free(gw);
+	atomic_store(&hub->stop_requested, true);
+	for (i = 0; i < hub->n; i++)
+		if (hub->shards[i]->thread_started)
+			lws_cancel_service(hub->shards[i]->loop.ctx);
+	for (i = 0; i < hub->n; i++)
+		if (hub->shards[i]->thread_started)
+			pthread_join(hub->shards[i]->thread, NULL);
+	hub_destroy(hub);
 }
 
 static const char *gw_lws_version(void)

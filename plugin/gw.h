@@ -31,18 +31,23 @@
 #include "outbound.h"
 #include "room.h"
 #include "session.h"
+#include "shard.h"
 #include "state.h"
 #include "subs.h"
 
+/* One shard of the gateway (shard.h): one thread, one lws context. */
 struct gw {
 	struct cable_gateway_config cfg; /* strings owned (copied) */
 	char *strings[14];
 	struct lws_protocols protocols[6]; /* gateway.c's, with plugin_opt_receive_buffer */
-	struct cable_link *link;
-	struct cable_rules *rules;
+	struct gw_hub *hub;                /* what the shards share */
+	unsigned shard;                    /* this one's index in hub->shards */
+	struct cable_queue inbox;          /* calls from other threads (shard_call); any thread */
+	struct cable_link *link;           /* = hub->link */
+	struct shared_rules *rules_ref;    /* the rule set in use, shared with the other shards */
+	struct cable_rules *rules;         /* = rules_ref->rules */
 	pthread_t thread;
 	bool thread_started;
-	atomic_bool stop_requested; /* any thread */
 	bool stopping, finished;
 	long long stop_deadline_us;
 	lws_sorted_usec_list_t stop_sul;
@@ -77,8 +82,8 @@ static inline void gw_kick(struct gw *gw, lws_usec_t us)
 	loop_kick(&gw->loop, us);
 }
 
-/* gateway.c: new rules from a reload replace the current ones. */
-void gw_replace_rules(struct gw *gw, struct cable_rules *rules);
+/* gateway.c: new rules from a reload replace the current ones (takes a reference). */
+void gw_replace_rules(struct gw *gw, struct shared_rules *rules);
 
 /* gateway.c: the broker asked to stop; close the sessions and finish. */
 void gw_begin_stop(struct gw *gw);

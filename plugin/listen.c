@@ -67,10 +67,12 @@ static void rate_log_emit(struct gw *gw, struct rate_log *r)
 static void rate_log(struct gw *gw, struct rate_log *r, int level, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* The logs are shared by the shards (one line per interval for all): under hub->lock. */
 static void rate_log(struct gw *gw, struct rate_log *r, int level, const char *fmt, ...)
 {
 	va_list ap;
 
+	pthread_mutex_lock(&gw->hub->lock);
 	va_start(ap, fmt);
 	vsnprintf(r->text, sizeof(r->text), fmt, ap);
 	va_end(ap);
@@ -78,16 +80,19 @@ static void rate_log(struct gw *gw, struct rate_log *r, int level, const char *f
 	r->count++;
 	if (r->last_us == 0 || lws_now_usecs() - r->last_us >= LOG_INTERVAL_US)
 		rate_log_emit(gw, r);
+	pthread_mutex_unlock(&gw->hub->lock);
 }
 
 void listen_flush_logs(struct gw *gw)
 {
-	struct rate_log *logs[] = {&gw->listener.log_accept_failed, &gw->listener.log_paused,
-	                           &gw->listener.log_ip_refused};
+	struct gw_listen_logs *l = &gw->hub->listen_logs;
+	struct rate_log *logs[] = {&l->accept_failed, &l->paused, &l->ip_refused};
 
+	pthread_mutex_lock(&gw->hub->lock);
 	for (size_t i = 0; i < CABLE_ARRAY_LEN(logs); i++)
 		if (logs[i]->count && lws_now_usecs() - logs[i]->last_us >= LOG_INTERVAL_US)
 			rate_log_emit(gw, logs[i]);
+	pthread_mutex_unlock(&gw->hub->lock);
 }
 
 /* ---- Pausing ------------------------------------------------------------------------- */
@@ -100,20 +105,50 @@ static void set_watching(struct gw *gw, bool on)
 	lws_rx_flow_control(gw->listener.wsi, on ? 1 : 0);
 }
 
-/* Why the listener may not accept now; NULL when it may. */
-static const char *at_cap(struct gw *gw)
+/* Why the listener may not accept now; NULL when it may. Under hub->lock. */
+static const char *at_cap_locked(struct gw *gw)
 {
-	if (gw->listener.nsockets >= gw->cfg.max_descriptors)
+	if (gw->hub->nsockets >= gw->cfg.max_descriptors)
 		return "plugin_opt_max_descriptors";
-	if (gw->listener.nhandshakes >= gw->cfg.max_handshakes)
+	if (gw->hub->nhandshakes >= gw->cfg.max_handshakes)
 		return "plugin_opt_max_handshakes";
 	return NULL;
+}
+
+/*
+ * The same, and the counts for a log line. A shard that finds a cap marks the hub
+ * `capped`, so that the shard which next makes room wakes every shard (below).
+ */
+static const char *at_cap(struct gw *gw, size_t *nsockets, size_t *nhandshakes)
+{
+	const char *cap;
+
+	pthread_mutex_lock(&gw->hub->lock);
+	cap = at_cap_locked(gw);
+	if (cap)
+		gw->hub->capped = true;
+	if (nsockets)
+		*nsockets = gw->hub->nsockets;
+	if (nhandshakes)
+		*nhandshakes = gw->hub->nhandshakes;
+	pthread_mutex_unlock(&gw->hub->lock);
+	return cap;
+}
+
+/* Under hub->lock, after a socket closed or finished its handshake: room at a cap? */
+static bool room_made_locked(struct gw *gw)
+{
+	if (!gw->hub->capped || at_cap_locked(gw))
+		return false;
+	gw->hub->capped = false;
+	return true;
 }
 
 /* Watch the listening socket exactly when accepting is allowed. */
 void listen_update(struct gw *gw)
 {
-	set_watching(gw, !gw->stopping && !gw->listener.accept_backoff && at_cap(gw) == NULL);
+	set_watching(gw, !gw->stopping && !gw->listener.accept_backoff &&
+	                         at_cap(gw, NULL, NULL) == NULL);
 }
 
 static void accept_retry(lws_sorted_usec_list_t *sul)
@@ -139,14 +174,63 @@ static void peer_key(const struct sockaddr_storage *sa, char *out, size_t len)
 /* accept() failed for want of a resource: stop for a moment, say so (rate-limited). */
 static void accept_failed(struct gw *gw, int err)
 {
-	rate_log(gw, &gw->listener.log_accept_failed, MOSQ_LOG_ERR,
+	size_t nsockets;
+
+	at_cap(gw, &nsockets, NULL);
+	rate_log(gw, &gw->hub->listen_logs.accept_failed, MOSQ_LOG_ERR,
 	         "WebSocket accept failed: %s; new connections wait in the kernel's backlog, "
 	         "retried every %d ms (%zu browser sockets open, plugin_opt_max_descriptors "
 	         "%zu; is the process's descriptor limit shared with too many MQTT clients?)",
-	         strerror(err), (int)(ACCEPT_RETRY_US / LWS_US_PER_MS), gw->listener.nsockets,
+	         strerror(err), (int)(ACCEPT_RETRY_US / LWS_US_PER_MS), nsockets,
 	         gw->cfg.max_descriptors);
 	gw->listener.accept_backoff = true;
 	gw_schedule(gw, &gw->listener.accept_sul, accept_retry, ACCEPT_RETRY_US);
+}
+
+/*
+ * Count a new socket from address `key` against the shared caps; its address's entry,
+ * or NULL when refused (*refused_at: that address's handshakes) or out of memory.
+ */
+static struct counter *count_socket(struct gw *gw, const char *key, size_t *refused_at)
+{
+	struct gw_hub *hub = gw->hub;
+	struct counter *p;
+
+	*refused_at = 0;
+	pthread_mutex_lock(&hub->lock);
+	p = counter_get(&hub->peers, key);
+	if (p && gw->cfg.max_handshakes_per_ip && p->handshakes >= gw->cfg.max_handshakes_per_ip) {
+		*refused_at = p->handshakes;
+		counter_drop(&hub->peers, p);
+		p = NULL;
+	} else if (p) {
+		p->n++;
+		p->handshakes++;
+		hub->nsockets++;
+		hub->nhandshakes++;
+	}
+	pthread_mutex_unlock(&hub->lock);
+	return p;
+}
+
+/* Take back what count_socket counted (the socket is gone). */
+static void uncount_socket(struct gw *gw, struct counter *p, bool handshake)
+{
+	struct gw_hub *hub = gw->hub;
+	bool wake;
+
+	pthread_mutex_lock(&hub->lock);
+	if (handshake) {
+		p->handshakes--;
+		hub->nhandshakes--;
+	}
+	p->n--;
+	hub->nsockets--;
+	counter_drop(&hub->peers, p);
+	wake = room_made_locked(gw);
+	pthread_mutex_unlock(&hub->lock);
+	if (wake)
+		shards_wake_others(gw); /* they re-check their listeners (drain_inbox) */
 }
 
 static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
@@ -156,20 +240,17 @@ static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
 	struct counter *p;
 	struct lws *wsi;
 	char key[INET6_ADDRSTRLEN], why[128];
+	size_t refused_at;
 
 	peer_key(sa, key, sizeof(key));
-	p = counter_get(&gw->listener.peers, key);
+	p = count_socket(gw, key, &refused_at);
 	if (p == NULL) {
+		if (refused_at)
+			rate_log(gw, &gw->hub->listen_logs.ip_refused, MOSQ_LOG_NOTICE,
+			         "connection from %s refused: %zu connections from that address "
+			         "are not yet WebSockets (plugin_opt_max_handshakes_per_ip)",
+			         key, refused_at);
 		close(fd);
-		return;
-	}
-	if (gw->cfg.max_handshakes_per_ip && p->handshakes >= gw->cfg.max_handshakes_per_ip) {
-		rate_log(gw, &gw->listener.log_ip_refused, MOSQ_LOG_NOTICE,
-		         "connection from %s refused: %zu connections from that address are not "
-		         "yet WebSockets (plugin_opt_max_handshakes_per_ip)",
-		         key, p->handshakes);
-		close(fd);
-		counter_drop(&gw->listener.peers, p);
 		return;
 	}
 	if (sock_set_nodelay(fd, why, sizeof(why)) != CABLE_OK && !gw->listener.warned_nodelay) {
@@ -180,26 +261,25 @@ static void accept_one(struct gw *gw, int fd, const struct sockaddr_storage *sa)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		close(fd);
-		counter_drop(&gw->listener.peers, p);
+		uncount_socket(gw, p, true);
 		return;
 	}
+	c->peer = p;
+	c->handshake = true;
 	desc.sockfd = fd;
-	/* lws closes fd itself when the adoption fails */
+	/*
+	 * lws closes fd itself when the adoption fails. The opaque data is set after the
+	 * adoption returns, so a socket that lws destroys inside it is not uncounted twice.
+	 */
 	wsi = lws_adopt_descriptor_vhost(gw->listener.vhost,
 	                                 LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP |
 	                                         (gw->cfg.tls_cert ? LWS_ADOPT_ALLOW_SSL : 0),
 	                                 desc, NULL, NULL);
 	if (wsi == NULL) {
 		free(c);
-		counter_drop(&gw->listener.peers, p);
+		uncount_socket(gw, p, true);
 		return;
 	}
-	c->peer = p;
-	c->handshake = true;
-	p->n++;
-	p->handshakes++;
-	gw->listener.nsockets++;
-	gw->listener.nhandshakes++;
 	lws_set_opaque_user_data(wsi, c);
 }
 
@@ -211,14 +291,16 @@ static void listen_accept(struct gw *gw)
 	int fd, n;
 	const char *cap;
 
+	size_t nsockets, nhandshakes;
+
 	for (n = 0; n < ACCEPT_BATCH && !gw->stopping; n++) {
-		cap = at_cap(gw);
+		cap = at_cap(gw, &nsockets, &nhandshakes);
 		if (cap) {
-			rate_log(gw, &gw->listener.log_paused, MOSQ_LOG_WARNING,
+			rate_log(gw, &gw->hub->listen_logs.paused, MOSQ_LOG_WARNING,
 			         "WebSocket listener paused: %zu browser sockets open, %zu of them "
 			         "not yet WebSockets (%s); new connections wait in the kernel's "
 			         "backlog",
-			         gw->listener.nsockets, gw->listener.nhandshakes, cap);
+			         nsockets, nhandshakes, cap);
 			break;
 		}
 		salen = sizeof(sa);
@@ -241,11 +323,18 @@ void listen_established(struct gw *gw, struct lws *wsi)
 {
 	struct conn *c = lws_get_opaque_user_data(wsi);
 
+	bool wake;
+
 	if (c == NULL || !c->handshake)
 		return;
 	c->handshake = false;
+	pthread_mutex_lock(&gw->hub->lock);
 	c->peer->handshakes--;
-	gw->listener.nhandshakes--;
+	gw->hub->nhandshakes--;
+	wake = room_made_locked(gw);
+	pthread_mutex_unlock(&gw->hub->lock);
+	if (wake)
+		shards_wake_others(gw);
 	listen_update(gw);
 }
 
@@ -261,13 +350,7 @@ void listen_destroyed(struct gw *gw, struct lws *wsi)
 	if (c == NULL)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
-	if (c->handshake) {
-		c->peer->handshakes--;
-		gw->listener.nhandshakes--;
-	}
-	c->peer->n--;
-	gw->listener.nsockets--;
-	counter_drop(&gw->listener.peers, c->peer);
+	uncount_socket(gw, c->peer, c->handshake);
 	free(c);
 	listen_update(gw);
 }
@@ -305,13 +388,27 @@ void listen_init(struct gw_listener *l)
 	l->fd = -1;
 }
 
-/* Broker thread, in start(): bind and listen now, so a port in use fails the start. */
+/*
+ * Broker thread, in start(): bind and listen now, so a port in use fails the start.
+ * Every shard has its own socket on the port (SO_REUSEPORT) and the kernel spreads new
+ * connections over them. SO_REUSEPORT would also let another process of the same user
+ * share the port unnoticed, so shard 0 first binds a probe socket without it: a port
+ * that anything holds fails here as it always did.
+ */
 int listen_open(struct gw *gw, char *err, size_t errlen)
 {
 	char why[256];
+	int probe = -1, rc = CABLE_OK;
 
-	if (sock_listen_tcp(gw->cfg.address, gw->cfg.port, &gw->listener.fd, why, sizeof(why)) !=
-	    CABLE_OK) {
+	if (gw->shard == 0 && gw->hub->n > 1)
+		rc = sock_listen_tcp(gw->cfg.address, gw->cfg.port, false, &probe, why,
+		                     sizeof(why));
+	if (probe >= 0)
+		close(probe);
+	if (rc == CABLE_OK)
+		rc = sock_listen_tcp(gw->cfg.address, gw->cfg.port, gw->hub->n > 1,
+		                     &gw->listener.fd, why, sizeof(why));
+	if (rc != CABLE_OK) {
 		snprintf(err, errlen,
 		         "cannot listen on %s:%d (plugin_opt_address / plugin_opt_port): %s",
 		         gw->cfg.address, gw->cfg.port, why);
@@ -349,5 +446,4 @@ void listen_release(struct gw *gw)
 	if (gw->listener.fd >= 0 && !gw->listener.fd_owned_by_lws)
 		close(gw->listener.fd);
 	gw->listener.fd = -1;
-	counter_clear(&gw->listener.peers);
 }

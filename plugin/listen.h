@@ -24,6 +24,11 @@ struct rate_log {
 	char text[400];
 };
 
+/* The listener's repeating log lines, one set for all shards (in struct gw_hub). */
+struct gw_listen_logs {
+	struct rate_log accept_failed, paused, ip_refused;
+};
+
 struct gw_listener {
 	int fd;
 	bool fd_owned_by_lws;
@@ -32,11 +37,7 @@ struct gw_listener {
 	bool warned_nodelay; /* TCP_NODELAY failed on an accepted socket (logged once) */
 	struct lws_vhost *vhost;
 	struct lws *wsi;
-	size_t nsockets;       /* accepted and not yet destroyed */
-	size_t nhandshakes;    /* of those, not (yet) one of our WebSockets */
-	struct counter *peers; /* sockets per client address */
 	lws_sorted_usec_list_t accept_sul;
-	struct rate_log log_accept_failed, log_paused, log_ip_refused;
 };
 
 void listen_init(struct gw_listener *l);

@@ -122,6 +122,10 @@ void loop_run(struct gw_loop *l, const bool *finished)
 		else
 			lws_service(l->ctx, 0);
 	}
+}
+
+void loop_end(struct gw_loop *l)
+{
 	lws_context_destroy(l->ctx);
 	l->ctx = NULL;
 }

@@ -27,8 +27,11 @@ struct gw_loop {
 int loop_open(struct gw_loop *l, struct lws_context_creation_info *info, bool poll_loop, char *err,
               size_t errlen);
 
-/* Run until *finished; then destroy the context. Gateway thread. */
+/* Run until *finished. Gateway thread. */
 void loop_run(struct gw_loop *l, const bool *finished);
+
+/* Destroy the context on the thread that ran it (after loop_run). Gateway thread. */
+void loop_end(struct gw_loop *l);
 
 /* Free what loop_open made (after loop_run, or when start() fails). */
 void loop_close(struct gw_loop *l);

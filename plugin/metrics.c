@@ -45,6 +45,12 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	uint64_t to_gw_dropped, to_broker_dropped;
 	size_t to_gw, to_broker, i;
 
+	size_t nsockets, nhandshakes;
+
+	pthread_mutex_lock(&gw->hub->lock);
+	nsockets = gw->hub->nsockets;
+	nhandshakes = gw->hub->nhandshakes;
+	pthread_mutex_unlock(&gw->hub->lock);
 	cable_queue_stats(&gw->link->to_gateway, &to_gw, &to_gw_dropped);
 	cable_queue_stats(&gw->link->to_broker, &to_broker, &to_broker_dropped);
 
@@ -52,11 +58,9 @@ size_t metrics_render(struct gw *gw, char *buf, size_t len)
 	metric(&o, "connections_total", "counter", "WebSocket connections accepted.",
 	       gw->sess.connections);
 	metric(&o, "sockets", "gauge",
-	       "Browser sockets open, in any state (plugin_opt_max_descriptors).",
-	       gw->listener.nsockets);
+	       "Browser sockets open, in any state (plugin_opt_max_descriptors).", nsockets);
 	metric(&o, "handshakes", "gauge",
-	       "Of those, not yet WebSockets (plugin_opt_max_handshakes).",
-	       gw->listener.nhandshakes);
+	       "Of those, not yet WebSockets (plugin_opt_max_handshakes).", nhandshakes);
 	metric(&o, "subscriptions", "gauge", "Current channel subscriptions.",
 	       gw->subs.subscriptions);
 	metric(&o, "subscribes_total", "counter", "Subscriptions confirmed.", gw->subs.subscribes);

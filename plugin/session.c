@@ -120,6 +120,7 @@ void session_open(struct session *s, struct gw *gw, struct lws *wsi)
 		gw->sess.list->prev = s;
 	gw->sess.list = s;
 	gw->sess.n++;
+	atomic_fetch_add(&gw->hub->sessions, 1);
 	gw->sess.connections++;
 
 	if (gw->stopping) {
@@ -481,6 +482,7 @@ void session_closed(struct session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	gw->sess.n--;
+	atomic_fetch_sub(&gw->hub->sessions, 1);
 	s->gw = NULL;
 }
 

@@ -70,7 +70,8 @@ int sock_set_user_timeout(int fd, unsigned ms, char *err, size_t errlen)
 	                  err, errlen);
 }
 
-int sock_listen_tcp(const char *address, int port, int *fd, char *err, size_t errlen)
+int sock_listen_tcp(const char *address, int port, bool reuseport, int *fd, char *err,
+                    size_t errlen)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	char service[16];
@@ -88,6 +89,7 @@ int sock_listen_tcp(const char *address, int port, int *fd, char *err, size_t er
 	}
 	s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
 	    bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, SOMAXCONN) != 0) {
 		snprintf(err, errlen, "%s", sock_error_text(errno));
 		if (s >= 0)

@@ -12,8 +12,12 @@
 /* What a failed bind() or listen() means, for the operator. Never NULL. */
 const char *sock_error_text(int e);
 
-/* A non-blocking IPv4 listening socket bound to address:port; *fd on success. */
-int sock_listen_tcp(const char *address, int port, int *fd, char *err, size_t errlen);
+/*
+ * A non-blocking IPv4 listening socket bound to address:port; *fd on success. reuseport:
+ * SO_REUSEPORT, for one socket per gateway shard on the same port.
+ */
+int sock_listen_tcp(const char *address, int port, bool reuseport, int *fd, char *err,
+                    size_t errlen);
 
 int sock_set_nodelay(int fd, char *err, size_t errlen);                   /* TCP_NODELAY */
 int sock_set_cork(int fd, bool on, char *err, size_t errlen);             /* TCP_CORK */

@@ -244,8 +244,7 @@ static void state_dispatch(struct gw *gw, size_t max)
 			st->backlog_tail = NULL;
 		st->backlog_count--;
 		st->backlog_bytes -= m->topic_len + m->payload_len;
-		fanout_dispatch(&gw->index, m);
-		cable_msg_free(m);
+		shards_dispatch(gw, m); /* takes m */
 	}
 	if (st->backlog && !st->dispatch_pending && !gw->finished) {
 		st->dispatch_pending = true;

@@ -87,8 +87,7 @@ static void sub_remove(struct session *s, struct sub *sub)
 {
 	HASH_DELETE(hh, s->subs, sub);
 	s->sub_bytes -= sub->cost;
-	if (s->user)
-		s->user->sub_bytes -= sub->cost;
+	auth_user_refund(s, sub->cost);
 	s->nsubs--;
 	s->gw->subs.subscriptions--;
 	sub_free(s->gw, sub);
@@ -112,7 +111,10 @@ static size_t sub_cost(size_t identifier_len, const struct cable_binding *b)
 	return cost + room_cost(b); /* presence and whisper */
 }
 
-/* A subscription of this cost fits the connection's and the user's budgets. */
+/*
+ * A subscription of this cost fits the connection's and the user's budgets; the user's
+ * is charged now (auth_user_refund gives it back).
+ */
 static bool within_sub_budget(struct session *s, size_t cost, struct cable_error *err)
 {
 	const struct cable_gateway_config *cfg = &s->gw->cfg;
@@ -124,8 +126,7 @@ static bool within_sub_budget(struct session *s, size_t cost, struct cable_error
 		                cfg->max_sub_bytes);
 		return false;
 	}
-	if (s->user && cfg->max_user_sub_bytes &&
-	    s->user->sub_bytes + cost > cfg->max_user_sub_bytes) {
+	if (!auth_user_charge(s, cost)) {
 		cable_error_set(err, CABLE_EFULL,
 		                "the user's subscriptions would hold more than %zu bytes "
 		                "(plugin_opt_max_subscription_bytes_per_user)",
@@ -199,12 +200,11 @@ struct sub *sub_create(struct session *s, const char *id, size_t len, struct cab
 	}
 	s->nsubs++;
 	s->sub_bytes += cost;
-	if (s->user)
-		s->user->sub_bytes += cost;
 	s->gw->subs.subscriptions++;
 	s->gw->subs.subscribes++;
 	return sub;
 nomem:
+	auth_user_refund(s, cost);
 	cable_binding_free(b);
 	cable_error_set(err, CABLE_ENOMEM, "out of memory");
 	return NULL;

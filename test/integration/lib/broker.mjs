@@ -109,7 +109,8 @@ function mosquittoUser() {
 }
 
 /**
- * opts.pluginOpts: { key: value } added to / overriding the plugin_opt_<key> lines;
+ * opts.pluginOpts: { key: value } added to / overriding the plugin_opt_<key> lines
+ *                  (plugin_opt_threads is $CABLE_TEST_THREADS, else 2);
  *                  a value of null removes the line.
  * opts.secret:     the secret bytes (string or Buffer) instead of a random one.
  * opts.extraConf:  extra mosquitto.conf lines (before the plugin line).
@@ -152,6 +153,8 @@ export async function startBroker(opts = {}) {
     channels_file: path.join(REPO, 'config', 'channels.example.json'),
     jwt_secret_file: secretFile,
     ...(opts.state ? { state_listener: '$DIR/state.sock' } : {}),
+    // Gateway shards: the suite runs with 2 (CABLE_TEST_THREADS=1 runs it with one).
+    threads: process.env.CABLE_TEST_THREADS || '2',
     ...(opts.pluginOpts || {}),
   };
   const lines = [
