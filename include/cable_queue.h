@@ -80,6 +80,7 @@ struct cable_msg {
 	bool local;    /* PUBLISH that came from a browser (already published by the broker) */
 	void *ptr;     /* RULES */
 	uint64_t t_ns; /* PUBLISH: CLOCK_MONOTONIC when the broker handed it over (metrics) */
+	uint64_t seq;  /* PUBLISH: the gateway's sequence number, from 1; 0 = not yet given one */
 	struct cable_answer_to *answer; /* PUBLISH from a browser, REFUSED, REPLY; owned */
 	char *topic;                    /* points into data */
 	size_t topic_len;

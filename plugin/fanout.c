@@ -316,7 +316,7 @@ static void deliver_route(struct gw_index *ix, struct route *r, struct values *v
 
 	for (i = 0; i < r->n; i++) {
 		e = r->entries[i];
-		if (e->seq == ix->seq)
+		if (e->seq == ix->seq || v->m->seq <= e->since)
 			continue;
 		e->seq = ix->seq;
 		if (e->check_each && !ix->ops->may_read(e->owner, v->m))

@@ -72,6 +72,11 @@ struct index_entry {
 	bool check_each;
 	bool ext;     /* wants the extended protocol's frames (counted in its routes' n_ext) */
 	uint64_t seq; /* last message delivered: a message matching two streams goes once */
+	/*
+	 * Deliver only messages sequenced after this one (cable_msg.seq > since): what a
+	 * replay of a snapshot (last values, history) already covered. 0: everything.
+	 */
+	uint64_t since;
 	size_t nlinks;
 	struct index_link *links;
 	void *owner; /* handed to the callbacks */

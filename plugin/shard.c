@@ -94,13 +94,19 @@ static void dispatch_here(struct gw *gw, void *arg)
 	shared_msg_put(sm);
 }
 
+uint64_t shard_next_seq(struct gw *gw)
+{
+	return ++gw->hub->seq;
+}
+
 /* Shard 0. */
 void shards_dispatch(struct gw *gw, struct cable_msg *m)
 {
 	struct gw_hub *hub = gw->hub;
 	struct shared_msg *sm;
 
-	hub->seq++;
+	if (m->seq == 0)
+		m->seq = ++hub->seq;
 	if (hub->n == 1) { /* nothing to share: no allocation */
 		fanout_dispatch(&gw->index, m);
 		if (m->answer)
@@ -114,7 +120,6 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m)
 		return;
 	}
 	atomic_init(&sm->refs, hub->n);
-	sm->seq = hub->seq;
 	sm->m = m;
 	for (unsigned i = 1; i < hub->n; i++) {
 		if (shard_call(hub->shards[i], dispatch_here, sm, false) != CABLE_OK) {

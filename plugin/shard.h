@@ -74,7 +74,12 @@ struct gw_hub {
 	/* {auth}: connections per client address and per user (auth.c) */
 	struct counter *per_ip, *per_user;
 
-	uint64_t seq; /* shard 0's thread only: messages sequenced so far */
+	/*
+	 * Shard 0's thread only: the last sequence number given (cable_msg.seq). Every shard
+	 * sees messages in this order; a subscription that replayed a snapshot taken after
+	 * message k (last values, history) gets only messages after k (index_entry.since).
+	 */
+	uint64_t seq;
 };
 
 /* A call made on another shard's thread: fn(gw, arg) runs there. */
@@ -94,10 +99,14 @@ int shard_inbox_init(struct gw *gw, const struct cable_queue *like);
 void shard_run_call(struct gw *gw, const struct cable_msg *m);
 
 /*
- * Shard 0: sequence m (a device message, owned from here on) and fan it out on every
- * shard, with its answer (an acknowledgement after the fan-out) on the shard it names.
+ * Shard 0: sequence m (a device message, owned from here on; m->seq is kept if the
+ * caller set it from shard_next_seq) and fan it out on every shard, with its answer (an
+ * acknowledgement after the fan-out) on the shard it names.
  */
 void shards_dispatch(struct gw *gw, struct cable_msg *m);
+
+/* Shard 0: the next sequence number (for a message sequenced before its dispatch). */
+uint64_t shard_next_seq(struct gw *gw);
 
 /* Shard 0: new rules from a reload (owned from here on) for every shard. */
 void shards_replace_rules(struct gw *gw, struct cable_rules *rules);
