@@ -124,11 +124,6 @@ static void inbox_continue(lws_sorted_usec_list_t *sul)
 	drain_inbox(lws_container_of(sul, struct gw, bridge.inbox_sul), true);
 }
 
-/*
- * from_timer: called by the continuation timer, which runs once per service round.
- * A wake-up that finds a backlog only appends to it, so batches never run twice in a
- * round without the writes between them.
- */
 static void backlog_append(struct gw_bridge *b, struct cable_msg *m)
 {
 	if (m == NULL)
@@ -157,10 +152,9 @@ static void handle(struct gw *gw, struct cable_msg *m)
 		to = shard_for_answer(gw, m);
 		if (to != gw) { /* the performing browser is on another shard */
 			m->next = NULL;
-			if (cable_queue_push(&to->inbox, m, false) == CABLE_OK)
-				return;
-			gw->bridge.shard_drops++;
-			break;
+			/* forced: it passed to_gateway's bound already (see take_queued) */
+			cable_queue_push(&to->inbox, m, true);
+			return;
 		}
 		answer_from_broker(gw, m);
 		break;
@@ -177,22 +171,42 @@ static void handle(struct gw *gw, struct cable_msg *m)
 }
 
 /*
+ * Take what waits for this shard, only once the last take is handled: so a queue's
+ * bound is the bound on what a shard holds, and a shard that falls behind fills its
+ * queue. Shard 0 also takes the broker's queue, but only while every other shard's
+ * inbox has room (shards_have_room): a slow shard then makes the broker's queue fill,
+ * and device messages are dropped there, for every browser alike and counted, as with
+ * one shard; what shard 0 forwards (forced) overshoots an inbox by one take at most.
+ * Returns whether more waits that a wake-up will not announce.
+ */
+static bool take_queued(struct gw *gw)
+{
+	size_t waiting = 0;
+
+	if (gw->shard == 0 && shards_have_room(gw))
+		backlog_append(&gw->bridge, cable_queue_take_all(&gw->link->to_gateway, NULL));
+	backlog_append(&gw->bridge, cable_queue_take_all(&gw->inbox, NULL));
+	shards_room_made(gw);
+	if (gw->shard == 0 && !atomic_load(&gw->hub->sequencer_waiting))
+		cable_queue_stats(&gw->link->to_gateway, &waiting, NULL);
+	return waiting > 0;
+}
+
+/*
  * from_timer: called by the continuation timer, which runs once per service round.
- * A wake-up that finds a backlog only appends to it, so batches never run twice in a
- * round without the writes between them.
+ * A wake-up that finds a backlog leaves it to the timer, so batches never run twice in
+ * a round without the writes between them.
  */
 void drain_inbox(struct gw *gw, bool from_timer)
 {
 	struct cable_msg *m, *next;
+	bool more = false;
 	int n = 0;
 
-	/* Append what the broker (to shard 0) and the other shards queued. */
-	if (gw->shard == 0)
-		backlog_append(&gw->bridge, cable_queue_take_all(&gw->link->to_gateway, NULL));
-	backlog_append(&gw->bridge, cable_queue_take_all(&gw->inbox, NULL));
 	if (gw->bridge.backlog_pending && !from_timer)
 		goto resume_paused;
-	gw->bridge.backlog_pending = false;
+	if (gw->bridge.backlog == NULL)
+		more = take_queued(gw);
 	for (m = gw->bridge.backlog; m && n < INBOX_BATCH; m = next, n++) {
 		next = m->next;
 		handle(gw, m);
@@ -200,10 +214,10 @@ void drain_inbox(struct gw *gw, bool from_timer)
 	gw->bridge.backlog = m;
 	if (m == NULL)
 		gw->bridge.backlog_tail = NULL;
-	else { /* come back after this round's writes (timers run before the poll) */
-		gw->bridge.backlog_pending = true;
+	/* come back after this round's writes (timers run before the poll) */
+	gw->bridge.backlog_pending = m != NULL || more;
+	if (gw->bridge.backlog_pending)
 		gw_schedule(gw, &gw->bridge.inbox_sul, inbox_continue, 1);
-	}
 resume_paused:
 	/* The broker has drained to_broker since we paused: retry the paused browsers. */
 	sessions_resume_paused(gw);

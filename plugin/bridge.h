@@ -21,7 +21,6 @@ struct gw_bridge {
 	lws_sorted_usec_list_t inbox_sul;         /* continues a large inbox after the writes */
 	lws_sorted_usec_list_t nudge_sul; /* re-wakes the broker while to_broker is not empty */
 	bool nudging;
-	uint64_t shard_drops; /* messages another shard's full inbox refused (shard 0) */
 };
 
 /* Queue a log line for the broker thread (a full queue drops it). Gateway thread. */

@@ -121,14 +121,38 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m)
 	}
 	atomic_init(&sm->refs, hub->n);
 	sm->m = m;
-	for (unsigned i = 1; i < hub->n; i++) {
-		if (shard_call(hub->shards[i], dispatch_here, sm, false) != CABLE_OK) {
-			gw->bridge.shard_drops++; /* that shard's browsers miss it, as with a full
-			                             broker queue */
-			shared_msg_put(sm);
-		}
-	}
+	/* Forced: shards_have_room bounds the inboxes (bridge.c, take_queued). */
+	for (unsigned i = 1; i < hub->n; i++)
+		if (shard_call(hub->shards[i], dispatch_here, sm, true) != CABLE_OK)
+			shared_msg_put(sm); /* out of memory, or stopping */
 	dispatch_here(gw, sm);
+}
+
+/*
+ * Shard 0: may it take more from the broker's queue? Not while another shard's inbox is
+ * full. It says first that it waits, then looks, so a shard that makes room after the
+ * look sees the flag (shards_room_made) and wakes it.
+ */
+bool shards_have_room(struct gw *gw)
+{
+	struct gw_hub *hub = gw->hub;
+	size_t count;
+
+	atomic_store(&hub->sequencer_waiting, true);
+	for (unsigned i = 1; i < hub->n; i++) {
+		cable_queue_stats(&hub->shards[i]->inbox, &count, NULL);
+		if (count >= hub->shards[i]->inbox.max_count)
+			return false;
+	}
+	atomic_store(&hub->sequencer_waiting, false);
+	return true;
+}
+
+/* Any shard, after taking its inbox: wake shard 0 if it waits for room. */
+void shards_room_made(struct gw *gw)
+{
+	if (gw->shard != 0 && atomic_exchange(&gw->hub->sequencer_waiting, false))
+		lws_cancel_service(gw->hub->shards[0]->loop.ctx);
 }
 
 /* ---- Answers and rules --------------------------------------------------------------- */
@@ -211,6 +235,7 @@ struct gw_hub *hub_new(unsigned n, struct cable_link *link)
 	atomic_init(&hub->stop_requested, false);
 	atomic_init(&hub->exiting, false);
 	atomic_init(&hub->sessions, 0);
+	atomic_init(&hub->sequencer_waiting, false);
 	return hub;
 }
 

@@ -63,7 +63,8 @@ struct gw_hub {
 	 */
 	pthread_barrier_t exit_barrier;
 	atomic_bool exiting;
-	atomic_size_t sessions; /* WebSocket sessions open in every shard (session.c) */
+	atomic_size_t sessions;        /* WebSocket sessions open in every shard (session.c) */
+	atomic_bool sequencer_waiting; /* shard 0 waits for room in an inbox (bridge.c) */
 
 	pthread_mutex_t lock; /* guards the members below */
 	/* {listen}: accepted browser sockets over every shard (listen.c) */
@@ -107,6 +108,12 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m);
 
 /* Shard 0: the next sequence number (for a message sequenced before its dispatch). */
 uint64_t shard_next_seq(struct gw *gw);
+
+/* Shard 0: does every other shard's inbox have room for another take? */
+bool shards_have_room(struct gw *gw);
+
+/* After a shard took its inbox: wake shard 0 if it waits for room. */
+void shards_room_made(struct gw *gw);
 
 /* Shard 0: new rules from a reload (owned from here on) for every shard. */
 void shards_replace_rules(struct gw *gw, struct cable_rules *rules);

@@ -29,7 +29,7 @@ export const READY_LINE = 'mosquitto-cable: listening on';
 // (never node). Then a sanitizer report in the broker's output fails the test that
 // stops the broker, and the broker gets longer to start.
 export const BROKER_PRELOAD = process.env.CABLE_BROKER_PRELOAD || '';
-const SANITIZER_REPORT = /^==\d+==ERROR: (?:AddressSanitizer|LeakSanitizer)|^SUMMARY: (?:Address|Leak|UndefinedBehavior)Sanitizer|: runtime error: /m;
+const SANITIZER_REPORT = /^==\d+==ERROR: (?:AddressSanitizer|LeakSanitizer)|^SUMMARY: (?:Address|Leak|UndefinedBehavior|Thread)Sanitizer|^WARNING: ThreadSanitizer|: runtime error: /m;
 export function brokerEnv(extra = {}) {
   if (!BROKER_PRELOAD) return { ...process.env, ...extra };
   return {
@@ -37,6 +37,7 @@ export function brokerEnv(extra = {}) {
     LD_PRELOAD: BROKER_PRELOAD,
     ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1:abort_on_error=0:halt_on_error=1',
     UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1:halt_on_error=1',
+    TSAN_OPTIONS: process.env.TSAN_OPTIONS || 'halt_on_error=0:report_signal_unsafe=0',
     ...extra,
   };
 }
