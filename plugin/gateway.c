@@ -266,7 +266,7 @@ static struct gw *shard_new(struct gw_hub *hub, unsigned i, const struct cable_g
 	listen_init(&gw->listener);
 	index_init(&gw->index, &subs_index_ops, gw);
 	expiry_init(&gw->expiry);
-	if (ext_start(gw) != CABLE_OK) {
+	if (ext_start(gw) != CABLE_OK || room_start(gw) != CABLE_OK) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}

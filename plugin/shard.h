@@ -20,7 +20,8 @@
  * the one to_broker queue, which the broker thread drains in one order.
  *
  * Thread: as each function says; shard.c alone writes struct gw_hub, except the members
- * marked {auth}, {listen} (those files, under hub.lock).
+ * marked {auth}, {listen} (those files, under hub.lock) and {room} (room.c: set by
+ * room_start, freed by room_release).
  */
 #ifndef CABLE_SHARD_H
 #define CABLE_SHARD_H
@@ -37,6 +38,7 @@
 
 struct gw;
 struct counter;
+struct room_hub;
 
 /* A rule set that several shards use; freed by the last one to let go. */
 struct shared_rules {
@@ -65,6 +67,8 @@ struct gw_hub {
 	atomic_bool exiting;
 	atomic_size_t sessions;        /* WebSocket sessions open in every shard (session.c) */
 	atomic_bool sequencer_waiting; /* shard 0 waits for room in an inbox (bridge.c) */
+	/* {room}: presence and whisper over every shard, under its own lock (room.h) */
+	struct room_hub *rooms;
 
 	pthread_mutex_t lock; /* guards the members below */
 	/* {listen}: accepted browser sockets over every shard (listen.c) */

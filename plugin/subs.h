@@ -38,7 +38,6 @@ struct sub {
 	uint32_t room_slot;         /* index in room->subs */
 	bool joined;                /* present in the room's presence (as presence_id) */
 	bool presence_aware;        /* used a presence command: presence frames go to it */
-	bool room_moving;           /* room_rebind_all: its room changes with the new rules */
 };
 
 struct gw_subs {
