@@ -16,6 +16,7 @@
 #   BENCH_LV_TOPICS=n   retained topics for that phase (100000)
 #   BENCH_ONLY=ext      run only the extended protocol's phases and print their report
 #                       section (to paste into the report) instead of writing it
+#   BENCH_ONLY=syscalls the same for the system calls per delivery (needs perf)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -273,6 +274,96 @@ if [ "${BENCH_ONLY:-}" = ext ]; then
 	exit 0
 fi
 
+# ---- Syscalls per delivery: perf stat on the gateway thread(s) (syscall tracepoints and
+#      task-clock) during a saturated and a single-message run at 1,000 clients ----------
+SYS_CALLS="sendto setsockopt epoll_ctl epoll_wait writev poll recvfrom read write"
+sys_counter() { # name: a counter of the plugin's /metrics
+	curl -s "http://127.0.0.1:$CABLE_PORT/metrics" | awk -v k="cable_$1" '$1 == k { print $2 }'
+}
+# sys_measure LABEL SECONDS: count the gateway threads' system calls while cable-bench runs.
+sys_measure() {
+	local label=$1 secs=$2 tids d0 d1 c0 c1 i ev=task-clock,raw_syscalls:sys_enter s
+	for s in $SYS_CALLS; do ev=$ev,syscalls:sys_enter_$s; done
+	# Every thread but the broker's main one: the gateway thread(s).
+	tids=$(ls "/proc/$BROKER_PID/task" | grep -vx "$BROKER_PID" | paste -sd,)
+	d0=$(sys_counter deliveries_total)
+	for ((i = 0; i < 300; i++)); do # until the run delivers (connecting takes a while)
+		sleep 0.1
+		[ "$(sys_counter deliveries_total)" -gt $((${d0:-0} + 1000)) ] 2> /dev/null && break
+	done
+	sleep 1
+	# The counters are read inside perf's window (perf itself takes a while to start).
+	perf stat -x, -e "$ev" -t "$tids" -o "$WORK/$label.perf" -- sh -c 'for f in 0 1; do
+		[ $f = 1 ] && sleep "$1"
+		curl -s "$2" > "$3.m$f"; cat "$4" > "$3.c$f"; done' - "$secs" \
+		"http://127.0.0.1:$CABLE_PORT/metrics" "$WORK/$label" "/proc/$BROKER_PID/stat" 2> /dev/null
+	d0=$(awk '$1 == "cable_deliveries_total" { print $2 }' "$WORK/$label.m0")
+	d1=$(awk '$1 == "cable_deliveries_total" { print $2 }' "$WORK/$label.m1")
+	c0=$(awk '{ print $14 + $15 }' "$WORK/$label.c0")
+	c1=$(awk '{ print $14 + $15 }' "$WORK/$label.c1")
+	awk -F, -v l="$label" -v d=$((d1 - d0)) -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" '
+		$3 == "task-clock" { gw = $1 * 1000 } # msec -> µs
+		$3 ~ /sys_enter/ { n = $3; sub(/.*sys_enter_?/, "", n); if (n == "") n = "all"; v[n] += $1 }
+		END { if (d <= 0) exit
+			printf "RESULT mode=syscalls label=%s deliveries=%d gw_cpu_us=%.2f server_cpu_us=%.2f", l, d, gw / d, c / hz * 1e6 / d
+			for (n in v) printf " %s=%.3f", n, v[n] / d; print "" }' "$WORK/$label.perf" >> "$RESULTS"
+}
+sys_phase() {
+	command -v perf > /dev/null || return 0
+	echo "bench: system calls per delivery (perf stat on the gateway thread)" >&2
+	# One gateway thread: /metrics counts per thread, and the figures are one thread's.
+	cp "$WORK/broker-anon.conf" "$WORK/broker-anon.conf.all"
+	echo "plugin_opt_threads 1" >> "$WORK/broker-anon.conf"
+	local m rc
+	start_broker anonymous
+	rc=$?
+	mv "$WORK/broker-anon.conf.all" "$WORK/broker-anon.conf"
+	[ $rc = 0 ] || return
+	for m in tp lat; do
+		grep -q " label=sys-$m-1000 " "$RESULTS" && continue
+		if [ $m = tp ]; then
+			"$BENCH" --mode throughput "${cable[@]}" --clients 1000 --window 32 --duration 8 \
+				--pid "$BROKER_PID" --label sys-tp-bench --quiet > "$WORK/out.txt" 2>> "$LOG" &
+		else
+			"$BENCH" --mode latency "${cable[@]}" --clients 1000 --messages 160 --interval-ms 50 \
+				--label sys-lat-bench --quiet > "$WORK/out.txt" 2>> "$LOG" &
+		fi
+		sys_measure "sys-$m-1000" 4
+		wait $!
+		grep '^RESULT' "$WORK/out.txt" >> "$RESULTS"
+		printf '  %-28s %s\n' "sys-$m-1000" "$(grep -q " label=sys-$m-1000 " "$RESULTS" && echo ok || echo 'no result')" >&2
+		sleep 2
+	done
+	stop_broker
+}
+# sys_section: the report's table for sys_phase (markdown on stdout).
+sys_section() {
+	cat <<- EOF
+		## System calls per delivery (1,000 subscribers)
+
+		\`perf stat\` on the gateway thread (\`plugin_opt_threads 1\`) for 4 s, its syscall
+		tracepoints and its CPU time, while cable-bench runs, divided by the deliveries it
+		counted meanwhile (\`cable_deliveries_total\`). Saturated: as (c), 32 messages in
+		flight. Single message: as (b), one message every 50 ms, each to all 1,000 (the 3 s
+		pings are included). Server CPU is the whole broker process.
+
+		| run | sendto | setsockopt | epoll_ctl | epoll_wait | all system calls | gateway CPU µs | server CPU µs |
+		|---|---|---|---|---|---|---|---|
+	EOF
+	local m x
+	for m in tp lat; do
+		x=sys-$m-1000
+		echo "| $([ $m = tp ] && echo saturated || echo 'single message') | $(gv $x sendto) | $(gv $x setsockopt) | $(gv $x epoll_ctl) | $(gv $x epoll_wait) | $(gv $x all) | $(gv $x gw_cpu_us) | $(gv $x server_cpu_us) |"
+	done
+	echo
+}
+
+if [ "${BENCH_ONLY:-}" = syscalls ]; then
+	sys_phase
+	sys_section
+	exit 0
+fi
+
 START=$(date -u '+%Y-%m-%d %H:%M UTC')
 T0=$(date +%s)
 # A resumed run reports when the measuring started and how long it took in all.
@@ -339,6 +430,7 @@ run bc-mqtt 1800 --mode broadcast "${mqttws[@]}" --step-size $((BIG / STEPS)) --
 run perf-cable 60 --mode perform "${cable[@]}" --clients 1 --messages 2000 --interval-ms 2
 run perf-mqtt 60 --mode perform "${mqttws[@]}" --clients 1 --messages 2000 --interval-ms 2
 stop_broker
+sys_phase
 
 # ---- Wildcard decoys: one browser's message rate while the index holds D wildcard
 #      streams that no message matches (a second cable-bench holds them, idle) ---------
@@ -722,6 +814,7 @@ bcline() { # active
 		echo '```'
 		echo
 	fi
+	grep -q " label=sys-tp-1000 " "$RESULTS" && sys_section
 	if [ -s "$WORK/events.txt" ]; then
 		echo "## Broker exits during runs"
 		echo
