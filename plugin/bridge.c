@@ -203,6 +203,7 @@ void drain_inbox(struct gw *gw, bool from_timer)
 	bool more = false;
 	int n = 0;
 
+	outbound_hold(gw); /* the frames queued below are written at the end, in one go */
 	if (gw->bridge.backlog_pending && !from_timer)
 		goto resume_paused;
 	if (gw->bridge.backlog == NULL)
@@ -224,6 +225,7 @@ resume_paused:
 	listen_update(gw); /* another shard may have closed sockets under a shared cap */
 	if (atomic_load(&gw->hub->stop_requested) && !gw->stopping)
 		gw_begin_stop(gw);
+	outbound_flush(gw);
 }
 
 void bridge_release(struct gw_bridge *b)

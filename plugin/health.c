@@ -105,8 +105,10 @@ static void ping_all(lws_sorted_usec_list_t *sul)
 
 	f = cable_proto_ping((long long)time(NULL));
 	if (f) {
+		outbound_hold(gw); /* one write per connection, without the writable callback */
 		for (s = gw->sess.list; s; s = s->next)
 			session_send(s, f);
+		outbound_flush(gw);
 		cable_frame_unref(f);
 	}
 	gw_schedule(gw, &gw->health.ping_sul, ping_all,
