@@ -81,6 +81,8 @@ struct cable_msg {
 	void *ptr;     /* RULES */
 	uint64_t t_ns; /* PUBLISH: CLOCK_MONOTONIC when the broker handed it over (metrics) */
 	uint64_t seq;  /* PUBLISH: the gateway's sequence number, from 1; 0 = not yet given one */
+	/* PUBLISH: its offset in the topic's ext history (given by shard 0); 0 = none */
+	uint64_t offset;
 	struct cable_answer_to *answer; /* PUBLISH from a browser, REFUSED, REPLY; owned */
 	char *topic;                    /* points into data */
 	size_t topic_len;

@@ -138,7 +138,7 @@ static void route_free(void *route)
 
 static void route_free_if_empty(struct gw_index *ix, struct route *r)
 {
-	if (r->n > 0 || r->keep > 0)
+	if (r->n > 0)
 		return;
 	if (r->wildcard)
 		cable_tree_del(ix->wild, r->filter, r->len);
@@ -147,7 +147,7 @@ static void route_free_if_empty(struct gw_index *ix, struct route *r)
 	route_free(r);
 }
 
-static int route_add(struct route *r, struct index_entry *e, size_t link)
+static int route_add(struct gw_index *ix, struct route *r, struct index_entry *e, size_t link)
 {
 	struct index_entry **grown;
 
@@ -155,8 +155,8 @@ static int route_add(struct route *r, struct index_entry *e, size_t link)
 	if (grown == NULL)
 		return CABLE_ENOMEM;
 	r->entries = grown;
-	if (e->ext)
-		r->n_ext++;
+	if (e->ext && r->n_ext++ == 0)
+		r->tracked = ix->ops->interest(ix->ctx, r->filter, r->len, true);
 	e->links[link].route = r;
 	e->links[link].slot = r->n;
 	r->entries[r->n++] = e;
@@ -164,13 +164,15 @@ static int route_add(struct route *r, struct index_entry *e, size_t link)
 }
 
 /* Remove the entry's link `link` from its route in O(1): move the last entry into its slot. */
-static void route_remove(struct route *r, struct index_entry *e, size_t link)
+static void route_remove(struct gw_index *ix, struct route *r, struct index_entry *e, size_t link)
 {
 	size_t slot = e->links[link].slot, i;
 	struct index_entry *moved;
 
-	if (e->ext)
-		r->n_ext--;
+	if (e->ext && --r->n_ext == 0 && r->tracked) {
+		ix->ops->interest(ix->ctx, r->filter, r->len, false);
+		r->tracked = false;
+	}
 	moved = r->entries[--r->n];
 	if (moved != e || slot != r->n) {
 		r->entries[slot] = moved;
@@ -196,7 +198,7 @@ int index_link(struct gw_index *ix, struct index_entry *e, const struct cable_bi
 	e->nlinks = n;
 	for (i = 0; i < n; i++) {
 		r = route_get(ix, cable_binding_stream(b, i));
-		if (r == NULL || route_add(r, e, i) != CABLE_OK) {
+		if (r == NULL || route_add(ix, r, e, i) != CABLE_OK) {
 			if (r)
 				route_free_if_empty(ix, r);
 			e->nlinks = i;
@@ -205,22 +207,6 @@ int index_link(struct gw_index *ix, struct index_entry *e, const struct cable_bi
 		}
 	}
 	return CABLE_OK;
-}
-
-/* A route kept for a dropped session that can still be restored (ext.c). */
-struct route *route_keep(struct gw_index *ix, const char *filter)
-{
-	struct route *r = route_get(ix, filter);
-
-	if (r)
-		r->keep++;
-	return r;
-}
-
-void route_unkeep(struct gw_index *ix, struct route *r)
-{
-	r->keep--;
-	route_free_if_empty(ix, r);
 }
 
 void index_unlink(struct gw_index *ix, struct index_entry *e)
@@ -232,7 +218,7 @@ void index_unlink(struct gw_index *ix, struct index_entry *e)
 		r = e->links[i].route;
 		if (r == NULL)
 			continue;
-		route_remove(r, e, i);
+		route_remove(ix, r, e, i);
 		route_free_if_empty(ix, r);
 	}
 	free(e->links);
@@ -332,7 +318,6 @@ static void deliver_route(struct gw_index *ix, struct route *r, struct values *v
 struct dispatch {
 	struct gw_index *ix;
 	size_t n;
-	bool keep;  /* some matching route records history */
 	bool nomem; /* ix->matched could not grow */
 };
 
@@ -348,25 +333,11 @@ static void collect(struct dispatch *d, struct route *r)
 	}
 	ix->matched = grown;
 	ix->matched[d->n++] = r;
-	if (r->n_ext || r->keep)
-		d->keep = true;
 }
 
 static void collect_wild(void *route, void *arg)
 {
 	collect(arg, route);
-}
-
-/* Another holder of id (a parked session, ext.c); ident_put releases it. */
-void ident_ref(struct ident *id)
-{
-	id->refs++;
-}
-
-/* Keep r while a dropped session that can be restored needs its history (ext.c). */
-void route_hold(struct route *r)
-{
-	r->keep++;
 }
 
 const double index_latency_bounds[LATENCY_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -386,16 +357,17 @@ static void observe_latency(struct gw_index *ix, double seconds)
 
 void fanout_dispatch(struct gw_index *ix, const struct cable_msg *m)
 {
-	struct values v = {.m = m};
-	struct dispatch d = {ix, 0, false, false};
+	struct values v = {.m = m, .offset = m->offset};
+	struct dispatch d = {ix, 0, false};
 	struct route *r;
 	size_t i;
 
 	ix->seq++;
+	ix->last_seq = m->seq;
 	ix->broadcasts++;
 	/*
-	 * The matching routes first, then the history (the offset every ext frame of this
-	 * message carries), then delivery. The tree must not change while it is walked, nor
+	 * The matching routes first, then delivery (ext frames with the offset shard 0 gave
+	 * the message, ext_record). The tree must not change while it is walked, nor
 	 * routes while they are delivered to: session_send may close a slow session, but a
 	 * closing session's subscriptions stay in place until lws reports it closed,
 	 * outside this call, so no route is added or freed here.
@@ -408,8 +380,6 @@ void fanout_dispatch(struct gw_index *ix, const struct cable_msg *m)
 	if (d.nomem)
 		gw_log(ix->ctx, MOSQ_LOG_ERR,
 		       "out of memory: a message reached only some browsers");
-	if (d.keep)
-		ix->ops->track(ix->ctx, m, &v.offset);
 	for (i = 0; i < d.n; i++)
 		deliver_route(ix, ix->matched[i], &v);
 	/* Frames are cached only for the duration of one dispatch. */

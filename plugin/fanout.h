@@ -46,10 +46,12 @@ struct route {
 	UT_hash_handle hh; /* in exact (topics); filters with wildcards are in wild */
 	bool wildcard;
 	/*
-	 * History is recorded for the topics of a route while ext entries use it (n_ext)
-	 * or restorable dropped sessions keep it (keep; route_keep, ext.c).
+	 * Ext entries on this route (n_ext): while there are some, its filter is in the
+	 * shards' shared interest (index_ops.interest, `tracked` when that worked), so
+	 * shard 0 records its topics' history.
 	 */
-	uint32_t n_ext, keep;
+	uint32_t n_ext;
+	bool tracked;
 	struct index_entry **entries; /* unordered; entries[i]->links[..].slot == i */
 	size_t n, cap;
 	size_t len;
@@ -87,6 +89,7 @@ struct gw_index {
 	struct cable_tree *wild; /* NULL until the first wildcard route */
 	struct ident *idents;
 	uint64_t seq;
+	uint64_t last_seq;      /* cable_msg.seq of the last message dispatched */
 	struct ident **touched; /* idents whose frame cache the current dispatch filled */
 	size_t ntouched, touched_cap;
 	struct route **matched; /* routes of the message being dispatched */
@@ -108,8 +111,11 @@ struct index_ops {
 	/* Queue f (a new reference) for the owner; offset in the topic's history, or 0. */
 	void (*deliver)(void *owner, struct cable_frame *f, const struct cable_msg *m,
 	                uint64_t offset);
-	/* Record m in the history when a matching route asks for it; its offset there. */
-	bool (*track)(void *ctx, const struct cable_msg *m, uint64_t *offset);
+	/*
+	 * A route's ext entries went from none to some (on) or back: its filter's history is
+	 * (no longer) wanted. false: it could not be registered (out of memory).
+	 */
+	bool (*interest)(void *ctx, const char *filter, size_t len, bool on);
 	/* The extended form of a frame (stream id, epoch, offset) for an ext entry. */
 	struct cable_frame *(*ext_frame)(void *owner, const char *value, size_t len,
 	                                 const struct cable_msg *m, uint64_t offset);
@@ -122,18 +128,15 @@ void index_init(struct gw_index *ix, const struct index_ops *ops, void *ctx);
 
 struct ident *ident_get(struct gw_index *ix, const char *raw, size_t len);
 void ident_put(struct gw_index *ix, struct ident *id);
-void ident_ref(struct ident *id); /* one more holder; ident_put releases it */
 
 /* Add the entry to the routes of the binding's streams; CABLE_ENOMEM leaves it out. */
 int index_link(struct gw_index *ix, struct index_entry *e, const struct cable_binding *b);
 void index_unlink(struct gw_index *ix, struct index_entry *e);
 
-/* A route kept for a dropped session that can still be restored (ext.c), and released. */
-struct route *route_keep(struct gw_index *ix, const char *filter);
-void route_unkeep(struct gw_index *ix, struct route *r);
-void route_hold(struct route *r); /* route_keep for a route the caller already has */
-
-/* Deliver m to every entry whose streams match its topic. */
+/*
+ * Deliver m to every entry whose streams match its topic; ext frames carry m->offset
+ * (its offset in the topic's history, given by shard 0; 0: not recorded).
+ */
 void fanout_dispatch(struct gw_index *ix, const struct cable_msg *m);
 
 /* Free the index and the interned identifiers (at shutdown). */

@@ -107,6 +107,7 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m)
 
 	if (m->seq == 0)
 		m->seq = ++hub->seq;
+	ext_record(gw, m); /* history once, in this order; m->offset for every shard */
 	if (hub->n == 1) { /* nothing to share: no allocation */
 		fanout_dispatch(&gw->index, m);
 		if (m->answer)
@@ -246,6 +247,7 @@ void hub_free(struct gw_hub *hub)
 	counter_clear(&hub->peers);
 	counter_clear(&hub->per_ip);
 	counter_clear(&hub->per_user);
+	ext_hub_free(hub->ext);
 	pthread_barrier_destroy(&hub->exit_barrier);
 	pthread_mutex_destroy(&hub->lock);
 	free(hub->shards);

@@ -20,8 +20,9 @@
  * the one to_broker queue, which the broker thread drains in one order.
  *
  * Thread: as each function says; shard.c alone writes struct gw_hub, except the members
- * marked {auth}, {listen} (those files, under hub.lock) and {room} (room.c: set by
- * room_start, freed by room_release).
+ * marked {auth}, {listen} (those files, under hub.lock), {room} (room.c: set by
+ * room_start, freed by room_release) and {ext} (ext.c: set by ext_start, freed by
+ * hub_free).
  */
 #ifndef CABLE_SHARD_H
 #define CABLE_SHARD_H
@@ -39,6 +40,7 @@
 struct gw;
 struct counter;
 struct room_hub;
+struct ext_hub;
 
 /* A rule set that several shards use; freed by the last one to let go. */
 struct shared_rules {
@@ -85,6 +87,12 @@ struct gw_hub {
 	 * message k (last values, history) gets only messages after k (index_entry.since).
 	 */
 	uint64_t seq;
+
+	/*
+	 * {ext}: the extended protocol's history, epoch, recorded streams and restorable
+	 * sessions, under its own lock (ext.c; made by shard 0's ext_start, freed by hub_free).
+	 */
+	struct ext_hub *ext;
 };
 
 /* A call made on another shard's thread: fn(gw, arg) runs there. */

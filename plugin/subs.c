@@ -202,6 +202,7 @@ struct sub *sub_create(struct session *s, const char *id, size_t len, struct cab
 	s->sub_bytes += cost;
 	s->gw->subs.subscriptions++;
 	s->gw->subs.subscribes++;
+	ext_sub_added(sub); /* restorable by its session id (ext.c) */
 	return sub;
 nomem:
 	auth_user_refund(s, cost);
@@ -327,9 +328,9 @@ static void entry_deliver(void *owner, struct cable_frame *f, const struct cable
 		session_send(sub->session, f);
 }
 
-static bool index_track(void *ctx, const struct cable_msg *m, uint64_t *offset)
+static bool index_interest(void *ctx, const char *filter, size_t len, bool on)
 {
-	return ext_tracked(ctx, m, offset);
+	return ext_interest(ctx, filter, len, on);
 }
 
 static struct cable_frame *entry_ext_frame(void *owner, const char *value, size_t len,
@@ -340,5 +341,5 @@ static struct cable_frame *entry_ext_frame(void *owner, const char *value, size_
 	return ext_frame(sub->session->gw, sub, value, len, m, offset);
 }
 
-const struct index_ops subs_index_ops = {entry_may_read, entry_deliver, index_track,
+const struct index_ops subs_index_ops = {entry_may_read, entry_deliver, index_interest,
                                          entry_ext_frame};
