@@ -129,6 +129,19 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m)
 	dispatch_here(gw, sm);
 }
 
+bool shards_inboxes_have_room(struct gw *gw)
+{
+	struct gw_hub *hub = gw->hub;
+	size_t count;
+
+	for (unsigned i = 1; i < hub->n; i++) {
+		cable_queue_stats(&hub->shards[i]->inbox, &count, NULL);
+		if (count >= hub->shards[i]->inbox.max_count)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Shard 0: may it take more from the broker's queue? Not while another shard's inbox is
  * full. It says first that it waits, then looks, so a shard that makes room after the
@@ -136,16 +149,10 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m)
  */
 bool shards_have_room(struct gw *gw)
 {
-	struct gw_hub *hub = gw->hub;
-	size_t count;
-
-	atomic_store(&hub->sequencer_waiting, true);
-	for (unsigned i = 1; i < hub->n; i++) {
-		cable_queue_stats(&hub->shards[i]->inbox, &count, NULL);
-		if (count >= hub->shards[i]->inbox.max_count)
-			return false;
-	}
-	atomic_store(&hub->sequencer_waiting, false);
+	atomic_store(&gw->hub->sequencer_waiting, true);
+	if (!shards_inboxes_have_room(gw))
+		return false;
+	atomic_store(&gw->hub->sequencer_waiting, false);
 	return true;
 }
 

@@ -21,8 +21,8 @@
  *
  * Thread: as each function says; shard.c alone writes struct gw_hub, except the members
  * marked {auth}, {listen} (those files, under hub.lock), {room} (room.c: set by
- * room_start, freed by room_release) and {ext} (ext.c: set by ext_start, freed by
- * hub_free).
+ * room_start, freed by room_release), {ext} (ext.c: set by ext_start, freed by
+ * hub_free) and {state} (state.c: set by state_start, freed by state_release).
  */
 #ifndef CABLE_SHARD_H
 #define CABLE_SHARD_H
@@ -41,6 +41,7 @@ struct gw;
 struct counter;
 struct room_hub;
 struct ext_hub;
+struct state_shared;
 
 /* A rule set that several shards use; freed by the last one to let go. */
 struct shared_rules {
@@ -93,6 +94,13 @@ struct gw_hub {
 	 * sessions, under its own lock (ext.c; made by shard 0's ext_start, freed by hub_free).
 	 */
 	struct ext_hub *ext;
+
+	/*
+	 * {state}: the last-value cache every shard replays from (state.h), set once by
+	 * shard 0 when its internal client starts (NULL until then, and without
+	 * plugin_opt_state_listener); freed after every thread has ended.
+	 */
+	_Atomic(struct state_shared *) state;
 };
 
 /* A call made on another shard's thread: fn(gw, arg) runs there. */
@@ -123,6 +131,12 @@ uint64_t shard_next_seq(struct gw *gw);
 
 /* Shard 0: does every other shard's inbox have room for another take? */
 bool shards_have_room(struct gw *gw);
+
+/*
+ * Shard 0: the same look, with no wake-up arranged: for state.c's backlog, which waits on
+ * a timer (shards_have_room's flag is the broker queue's).
+ */
+bool shards_inboxes_have_room(struct gw *gw);
 
 /* After a shard took its inbox: wake shard 0 if it waits for room. */
 void shards_room_made(struct gw *gw);

@@ -1,6 +1,7 @@
 /*
  * Last values: the gateway's internal MQTT client of its own broker, and the
- * last-value cache it keeps (docs/architecture.md, "Last values"). Gateway thread only.
+ * last-value cache it keeps (docs/architecture.md, "Last values"). Gateway threads: the
+ * client on shard 0's, replays on every shard's; state_release on the broker thread.
  *
  * With plugin_opt_state_listener the gateway connects to that broker listener as an
  * MQTT 5 client admitted only by the adapter (enhanced authentication with a random
@@ -17,6 +18,14 @@
  * broker answers SUBSCRIBE with SUBACK and all the retained messages before it reads
  * the PINGREQ, so the PINGRESP closes the replay: until then messages only build a new
  * cache, which then replaces the old one, and fan-out starts.
+ *
+ * Shards: the client runs on shard 0, whose thread alone writes the cache, and every
+ * shard replays from it (struct state_shared, under its rwlock). A message gets its
+ * sequence number when it is read, as the cache takes it; a replay notes the number of
+ * the last message its snapshot reflects, and its subscription takes only later ones
+ * (index_entry.since), whichever shard it is on and however far behind that shard's
+ * fan-out is. Subscriptions made while the client was not synchronised get their replay
+ * when it is: shard 0 then calls every other shard (state_pending_here).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,6 +55,13 @@
 #define WARN_EVERY_US     (60 * LWS_US_PER_SEC)
 #define KEEPALIVE_S       60
 #define PING_US           (30 * LWS_US_PER_SEC)
+#define ROOM_WAIT_US      (1 * LWS_US_PER_MS) /* another shard's inbox is full */
+
+/* The cache every shard replays from; NULL until shard 0 has started the client. */
+static struct state_shared *shared_of(struct gw *gw)
+{
+	return atomic_load_explicit(&gw->hub->state, memory_order_acquire);
+}
 
 /* ---- Configuration ----------------------------------------------------------------- */
 
@@ -237,8 +253,17 @@ static void state_dispatch(struct gw *gw, size_t max)
 {
 	struct state_client *st = &gw->state;
 	struct cable_msg *m;
+	bool room = true;
+	size_t n;
 
-	for (; max > 0 && (m = st->backlog) != NULL; max--) {
+	/*
+	 * A batch at a time, while every other shard's inbox has room (shards_dispatch
+	 * forces, overshooting by a batch at most): a slow shard makes this backlog wait and
+	 * fill, and messages are dropped here, for every browser alike, as with one shard.
+	 */
+	for (n = 0; n < max && (m = st->backlog) != NULL; n++) {
+		if (n % STATE_BATCH == 0 && !(room = shards_inboxes_have_room(gw)))
+			break;
 		st->backlog = m->next;
 		if (st->backlog == NULL)
 			st->backlog_tail = NULL;
@@ -248,18 +273,23 @@ static void state_dispatch(struct gw *gw, size_t max)
 	}
 	if (st->backlog && !st->dispatch_pending && !gw->finished) {
 		st->dispatch_pending = true;
-		gw_schedule(gw, &st->dispatch_sul, state_dispatch_continue, 1);
+		gw_schedule(gw, &st->dispatch_sul, state_dispatch_continue,
+		            room ? 1 : ROOM_WAIT_US);
 	}
 }
 
-/* Before a subscription is linked: fan out everything queued (see above). */
+/*
+ * Before a subscription is linked: fan out everything queued (see above), as far as the
+ * other shards take it (what stays queued is older than the replay: since skips it).
+ * Only shard 0 has a backlog.
+ */
 void state_catch_up(struct gw *gw)
 {
 	if (gw->state.backlog)
 		state_dispatch(gw, SIZE_MAX);
 }
 
-static void state_queue(struct gw *gw, const struct cable_mqtt_packet *pk)
+static void state_queue(struct gw *gw, const struct cable_mqtt_packet *pk, uint64_t seq)
 {
 	struct state_client *st = &gw->state;
 	const struct cable_queue *bound = &gw->link->to_gateway;
@@ -276,6 +306,7 @@ static void state_queue(struct gw *gw, const struct cable_mqtt_packet *pk)
 	m->qos = pk->qos;
 	m->retain = pk->retain;
 	m->t_ns = cable_now_ns();
+	m->seq = seq;
 	if (st->backlog_tail)
 		st->backlog_tail->next = m;
 	else
@@ -304,6 +335,9 @@ static void state_report_drops(struct gw *gw)
 static void state_publish(struct gw *gw, const struct cable_mqtt_packet *pk)
 {
 	struct state_client *st = &gw->state;
+	struct state_shared *sh = shared_of(gw);
+	uint64_t seq;
+	int rc = CABLE_OK;
 
 	if (st->phase == STATE_SYNCING) {
 		if (pk->retain && st->next)
@@ -311,10 +345,18 @@ static void state_publish(struct gw *gw, const struct cable_mqtt_packet *pk)
 			                     pk->payload_len, pk->qos);
 		return;
 	}
-	if (pk->retain &&
-	    cable_retained_apply(st->cache, pk->topic, pk->topic_len, pk->payload, pk->payload_len,
-	                         pk->qos) != CABLE_OK &&
-	    !st->warned_full) {
+	/* Numbered as the cache takes it: a replay from now on covers it (state_replay). */
+	seq = shard_next_seq(gw);
+	if (pk->retain) {
+		pthread_rwlock_wrlock(&sh->lock);
+		rc = cable_retained_apply(st->cache, pk->topic, pk->topic_len, pk->payload,
+		                          pk->payload_len, pk->qos);
+		atomic_store(&sh->seq, seq);
+		pthread_rwlock_unlock(&sh->lock);
+	} else {
+		atomic_store(&sh->seq, seq);
+	}
+	if (rc != CABLE_OK && !st->warned_full) {
 		st->warned_full = true;
 		gw_log(gw, MOSQ_LOG_WARNING,
 		       "last-value cache full (plugin_opt_retained_max_entries %zu, "
@@ -323,12 +365,41 @@ static void state_publish(struct gw *gw, const struct cable_mqtt_packet *pk)
 		       "replayed to new subscribers (cable_retained_refused_total)",
 		       gw->cfg.retained_max_entries, gw->cfg.retained_max_bytes);
 	}
-	state_queue(gw, pk);
+	state_queue(gw, pk, seq);
+}
+
+/* Replay what this shard's subscriptions made before the synchronisation are owed. */
+static void state_replay_pending(struct gw *gw)
+{
+	struct session *sess;
+	struct sub *sub, *tmp;
+
+	if (!gw->state.pending)
+		return;
+	gw->state.pending = false;
+	for (sess = gw->sess.list; sess; sess = sess->next) {
+		HASH_ITER(hh, sess->subs, sub, tmp)
+		{
+			if (sub->replay_pending) {
+				sub->replay_pending = false;
+				state_replay(sess, sub, NULL);
+			}
+		}
+	}
+}
+
+/* Another shard, called by shard 0 when the cache went live. */
+static void state_pending_here(struct gw *gw, void *arg)
+{
+	(void)arg;
+	if (!gw->stopping && !gw->finished) /* not at shutdown (gateway.c, leftover calls) */
+		state_replay_pending(gw);
 }
 
 static void state_synced(struct gw *gw)
 {
 	struct state_client *st = &gw->state;
+	struct state_shared *sh = shared_of(gw);
 	struct cable_retained_stats rs;
 
 	state_catch_up(gw); /* what an earlier connection read goes out first */
@@ -339,36 +410,35 @@ static void state_synced(struct gw *gw)
 		       (long long)((lws_now_usecs() - st->lost_at) / LWS_US_PER_MS));
 		st->lost_at = 0;
 	}
+	pthread_rwlock_wrlock(&sh->lock);
 	if (st->next) {
 		struct cable_retained_stats old;
 
 		cable_retained_stats(st->cache, &old);
-		st->refused_before += old.refused; /* the metric stays a counter */
+		sh->refused_before += old.refused; /* the metric stays a counter */
 		cable_retained_free(st->cache);
 		st->cache = st->next;
 		st->next = NULL;
+		sh->cache = st->cache;
 	}
+	sh->live = true;
+	/* The new cache is the broker's store now: every message so far is in it. */
+	atomic_store(&sh->seq, gw->hub->seq);
+	pthread_rwlock_unlock(&sh->lock);
+	st->refused_before = sh->refused_before;
 	st->phase = STATE_LIVE;
 	st->refusals = 0;
 	st->failing_since = 0;
 	st->next_warn = 0;
 	st->warned_full = false;
-	/* Subscriptions made while we were not synchronised get their values now. */
-	if (st->pending) {
-		struct session *sess;
-		struct sub *sub, *tmp;
-
-		st->pending = false;
-		for (sess = gw->sess.list; sess; sess = sess->next) {
-			HASH_ITER(hh, sess->subs, sub, tmp)
-			{
-				if (sub->replay_pending) {
-					sub->replay_pending = false;
-					state_replay(sess, sub, NULL);
-				}
-			}
-		}
-	}
+	/*
+	 * Subscriptions made while we were not synchronised get their values now, on every
+	 * shard (after whatever this shard dispatched to them above).
+	 */
+	state_replay_pending(gw);
+	for (unsigned i = 0; i < gw->hub->n; i++)
+		if (gw->hub->shards[i] != gw)
+			shard_call(gw->hub->shards[i], state_pending_here, NULL, true);
 	cable_retained_stats(st->cache, &rs);
 	gw_log(gw, MOSQ_LOG_NOTICE,
 	       "last values: connected to the broker at %s, %zu retained topics (%zu bytes) in "
@@ -496,6 +566,7 @@ static int state_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 {
 	struct gw *gw = lws_context_user(lws_get_context(wsi));
 	struct state_client *st = &gw->state;
+	struct state_shared *sh;
 
 	(void)user;
 	switch (reason) {
@@ -523,6 +594,11 @@ static int state_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		if (st->phase == STATE_LIVE && !gw->stopping)
 			st->lost_at = lws_now_usecs();
 		st->phase = STATE_DOWN;
+		/* Subscribes wait for the next synchronisation now, on every shard. */
+		sh = shared_of(gw);
+		pthread_rwlock_wrlock(&sh->lock);
+		sh->live = false;
+		pthread_rwlock_unlock(&sh->lock);
 		gw_schedule(gw, &st->ping_sul, NULL, LWS_SET_TIMER_USEC_CANCEL);
 		/* Refused again and again (ACL, credentials): back off, up to a minute. */
 		state_retry(gw, RECONNECT_US << (st->refusals < 6 ? st->refusals : 6));
@@ -539,6 +615,8 @@ struct replay {
 	struct sub *sub;
 	size_t stream;               /* the stream being replayed; earlier ones were done */
 	const struct ext_plan *plan; /* the subscribe's history request, if any (ext.c) */
+	struct cable_frame **frames; /* built under the lock, sent after it */
+	size_t n, cap;
 };
 
 static void replay_one(const struct cable_retained_entry *e, void *arg)
@@ -550,6 +628,7 @@ static void replay_one(const struct cable_retained_entry *e, void *arg)
 	const char *stream;
 	char *value = NULL;
 	size_t i, vlen = 0;
+	void *grown;
 	int rc;
 
 	/* A topic two streams cover goes once. */
@@ -584,59 +663,123 @@ static void replay_one(const struct cable_retained_entry *e, void *arg)
 	free(value);
 	if (f == NULL)
 		return;
-	r->gw->state.replayed++;
-	session_send(sub->session, f);
-	cable_frame_unref(f);
+	grown = cable_grow(r->frames, r->n, &r->cap, sizeof(*r->frames), 4);
+	if (grown == NULL) {
+		cable_frame_unref(f);
+		return;
+	}
+	r->frames = grown;
+	r->frames[r->n++] = f;
 }
 
 /*
  * Right after confirm_subscription: the current value of every topic the streams cover.
  * Before the internal client has synchronised (the broker starting, or reconnecting) the
  * cache is not the broker's store yet: the replay waits for the synchronisation, which
- * sends it before any live message (state_synced).
+ * sends it before any live message (state_synced, state_pending_here).
+ *
+ * The frames are built under the read lock and sent after it; the subscription then
+ * takes only the messages read after those the snapshot reflects (index_entry.since):
+ * those still on their way to this shard are skipped, the rest delivered.
  */
 void state_replay(struct session *s, struct sub *sub, const struct ext_plan *plan)
 {
 	struct gw *gw = s->gw;
-	struct replay r = {gw, sub, 0, plan};
+	struct state_shared *sh;
+	struct replay r = {.gw = gw, .sub = sub, .plan = plan};
 	const char *stream;
+	uint64_t since;
+	size_t i;
 
-	if (gw->state.cache == NULL || !cable_binding_last_value(sub->binding))
+	if (gw->cfg.state_listener == NULL || !cable_binding_last_value(sub->binding))
 		return;
-	if (gw->state.phase != STATE_LIVE) {
+	sh = shared_of(gw);
+	if (sh)
+		pthread_rwlock_rdlock(&sh->lock);
+	if (sh == NULL || !sh->live) {
+		if (sh)
+			pthread_rwlock_unlock(&sh->lock);
 		sub->replay_pending = true;
 		gw->state.pending = true;
 		return;
 	}
 	for (r.stream = 0; r.stream < cable_binding_stream_count(sub->binding); r.stream++) {
 		stream = cable_binding_stream(sub->binding, r.stream);
-		cable_retained_each(gw->state.cache, stream, strlen(stream), replay_one, &r);
+		cable_retained_each(sh->cache, stream, strlen(stream), replay_one, &r);
 	}
+	since = atomic_load(&sh->seq);
+	pthread_rwlock_unlock(&sh->lock);
+	if (since > sub->entry.since)
+		sub->entry.since = since;
+	gw->state.replayed += r.n;
+	for (i = 0; i < r.n; i++) {
+		session_send(sub->session, r.frames[i]);
+		cable_frame_unref(r.frames[i]);
+	}
+	free(r.frames);
+}
+
+void state_stats(struct gw *gw, struct state_stats *out)
+{
+	struct state_shared *sh = shared_of(gw);
+	struct cable_retained_stats rs = {0};
+
+	memset(out, 0, sizeof(*out));
+	if (sh == NULL)
+		return;
+	pthread_rwlock_rdlock(&sh->lock);
+	if (sh->cache)
+		cable_retained_stats(sh->cache, &rs);
+	out->live = sh->live;
+	out->entries = rs.entries;
+	out->bytes = rs.bytes;
+	out->refused = sh->refused_before + rs.refused;
+	pthread_rwlock_unlock(&sh->lock);
 }
 
 /* ---- Life cycle ---------------------------------------------------------------------- */
 
-/* Gateway thread, when the loop starts. */
+/*
+ * Shard 0's gateway thread, when the loop starts: the shared cache (the other shards'
+ * subscribes wait for it, as for a synchronisation), then the client.
+ */
 void state_start(struct gw *gw)
 {
 	struct state_client *st = &gw->state;
+	struct state_shared *sh;
 
 	st->fd = -1;
 	if (gw->cfg.state_listener == NULL)
 		return;
+	sh = calloc(1, sizeof(*sh));
 	st->cache = cable_retained_new(gw->cfg.retained_max_entries, gw->cfg.retained_max_bytes);
-	if (st->cache == NULL) {
+	if (sh == NULL || st->cache == NULL || pthread_rwlock_init(&sh->lock, NULL) != 0) {
 		gw_log(gw, MOSQ_LOG_ERR, "last values: out of memory");
+		free(sh);
+		cable_retained_free(st->cache);
+		st->cache = NULL;
 		return;
 	}
+	sh->cache = st->cache;
+	atomic_init(&sh->seq, 0);
+	atomic_store_explicit(&gw->hub->state, sh, memory_order_release);
 	state_retry(gw, 1);
 }
 
-/* Broker thread, after the gateway thread ended (the context, and the socket, are gone). */
+/*
+ * Broker thread, after every gateway thread ended (the contexts, and the socket, are
+ * gone). Shard 0 frees the shared cache.
+ */
 void state_release(struct gw *gw)
 {
 	struct state_client *st = &gw->state;
+	struct state_shared *sh = gw->shard == 0 ? shared_of(gw) : NULL;
 
+	if (sh) {
+		atomic_store(&gw->hub->state, NULL);
+		pthread_rwlock_destroy(&sh->lock);
+		free(sh);
+	}
 	cable_retained_free(st->cache);
 	cable_retained_free(st->next);
 	cable_msg_free_chain(st->backlog);
