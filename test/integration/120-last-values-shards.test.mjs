@@ -7,14 +7,12 @@
 // answered when it does.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
 import {
   startBroker, runCleanups, onCleanup, connectAndSubscribe, rawConnect, mqttConnect,
   actuatorParams, actuatorId, sleep, isConfirm, isMessageFor,
 } from './lib/index.mjs';
 import { waitForLog } from './fixtures/util.mjs';
+import { publishCounter, expectCounterRun, openStateDoor } from './fixtures/last-values.mjs';
 
 afterEach(runCleanups);
 
@@ -29,14 +27,7 @@ test('two shards: replay and live traffic meet exactly, for every browser on eit
   await dev.publish('actuators/1/state', '{"n":0}', { retain: true, qos: 1 });
   await sleep(100);
 
-  let done = false;
-  const publisher = (async () => {
-    for (let n = 1; n <= MESSAGES; n++) {
-      dev.client.publish('actuators/1/state', `{"n":${n}}`, { retain: true, qos: 0 });
-      if (n % 60 === 0) await sleep(1); // let the browsers' subscribes interleave
-    }
-    done = true;
-  })();
+  const publisher = publishCounter(dev, 'actuators/1/state', MESSAGES, 60);
 
   const browsers = [];
   for (let i = 0; i < BROWSERS; i++) {
@@ -44,22 +35,12 @@ test('two shards: replay and live traffic meet exactly, for every browser on eit
     browsers.push(connectAndSubscribe(b, `user${i}`, [actuatorParams(1)]));
   }
   await publisher;
-  assert.ok(done);
   const subs = (await Promise.all(browsers)).map((x) => x.subs[0]);
 
   let replayedMidStream = 0;
   for (const [i, s] of subs.entries()) {
-    const seen = [];
-    for (;;) {
-      const m = await s.next(15000);
-      seen.push(m.n);
-      if (m.n === MESSAGES) break;
-    }
-    const first = seen[0];
+    const first = await expectCounterRun(s, MESSAGES, `browser ${i}`, 15000);
     if (first > 0 && first < MESSAGES) replayedMidStream++;
-    const expected = Array.from({ length: MESSAGES - first + 1 }, (_, k) => first + k);
-    assert.deepEqual(seen, expected, `browser ${i}: starts at ${first}, must then count up by one to ${MESSAGES}`);
-    await s.expectNone(0);
   }
   assert.ok(replayedMidStream > 0, 'no browser subscribed while the counter was running');
 });
@@ -87,22 +68,7 @@ test('two shards: subscribes made before the synchronisation are answered on eve
   await sleep(300);
   for (const c of clients) assert.equal(c.received().filter(isMessageFor(id)).length, 0);
 
-  const sockets = new Set();
-  const relay = net.createServer((down) => {
-    const up = net.connect(path.join(b.dir, 'state.sock'));
-    sockets.add(down).add(up);
-    down.pipe(up);
-    up.pipe(down);
-    down.on('error', () => up.destroy());
-    up.on('error', () => down.destroy());
-  });
-  const door = path.join(b.dir, 'late.sock');
-  await new Promise((r) => relay.listen(door, r));
-  chmodSync(door, 0o777); // the broker runs as the mosquitto user when started as root
-  onCleanup(() => new Promise((r) => {
-    relay.close(r);
-    for (const sock of sockets) sock.destroy();
-  }));
+  await openStateDoor(b);
 
   await waitForLog(b, /last values: connected/);
   for (const [i, c] of clients.entries()) {

@@ -3,14 +3,12 @@
 // gets the retained values when it synchronises, before any live message.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync } from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
 import {
   startBroker, runCleanups, onCleanup, rawConnect, mqttConnect, actuatorId, sleep, isConfirm,
   isMessageFor,
 } from './lib/index.mjs';
 import { waitForLog } from './fixtures/util.mjs';
+import { openStateDoor } from './fixtures/last-values.mjs';
 
 afterEach(runCleanups);
 
@@ -33,22 +31,7 @@ test('a subscribe made before the synchronisation is answered by it, then live m
   await sleep(500);
   assert.equal(c.received().filter(isMessageFor(id)).length, 0, 'nothing before the synchronisation');
 
-  const sockets = new Set();
-  const relay = net.createServer((down) => {
-    const up = net.connect(path.join(b.dir, 'state.sock'));
-    sockets.add(down).add(up);
-    down.pipe(up);
-    up.pipe(down);
-    down.on('error', () => up.destroy());
-    up.on('error', () => down.destroy());
-  });
-  const door = path.join(b.dir, 'late.sock');
-  await new Promise((r) => relay.listen(door, r));
-  chmodSync(door, 0o777); // the broker runs as the mosquitto user when started as root
-  onCleanup(() => new Promise((r) => {
-    relay.close(r);
-    for (const sock of sockets) sock.destroy();
-  }));
+  await openStateDoor(b);
 
   const first = await c.waitFor(isMessageFor(id), 5000, 'the replay at synchronisation');
   assert.equal(first.json.message, 'before');
