@@ -40,6 +40,6 @@ TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -R 
 # consumers, metrics, last values, the extended protocol, presence and whisper.
 echo "== TSan: the plugin inside the real broker, two gateway shards"
 cmake --build build-tsan -j "$jobs" --target mosquitto_cable mosquitto_cable_gateway > /dev/null
-integration=${CABLE_TSAN_INTEGRATION:-'^integration\.(04|05|08|24|30|31|78|125|130)-'}
+integration=${CABLE_TSAN_INTEGRATION:-'^integration\.(04|05|08|24|30|31|78|120|125|130)-'}
 CABLE_TEST_THREADS=2 CABLE_BROKER_PRELOAD=$("${CC:-cc}" -print-file-name=libtsan.so) \
 	ctest --test-dir build-tsan --output-on-failure -R "$integration"
