@@ -17,22 +17,39 @@
  * The broker runs MOSQ_EVT_TICK about ten times a second. If it never has after a few
  * seconds (Mosquitto 2.0.11 with per_listener_settings true sends plugins none), no
  * browser publish and no log line of ours can leave: say so on stderr, the one channel
- * that needs no broker thread.
+ * that needs no broker thread. Every shard looks; the first one to look decides for all
+ * (hub->tick_verdict), so every shard answers /health and performs alike and the error
+ * is printed once.
  */
+static const char no_tick[] = "the broker sends no MOSQ_EVT_TICK, so browser publishes cannot be "
+                              "delivered: set per_listener_settings false (Mosquitto "
+                              "2.0.11-2.0.14 send plugins no TICK otherwise)";
+
 static void check_ticks(struct gw *gw)
 {
+	int verdict = HEALTH_UNDECIDED;
+
 	if (gw->health.warned_tick || ++gw->health.pings * gw->cfg.ping_interval < 5)
 		return;
 	gw->health.warned_tick = true;
-	if (atomic_load_explicit(&gw->link->ticks, memory_order_relaxed) != 0)
-		return;
+	if (atomic_compare_exchange_strong(
+	            &gw->hub->tick_verdict, &verdict,
+	            atomic_load_explicit(&gw->link->ticks, memory_order_relaxed) != 0
+	                    ? HEALTH_TICKING
+	                    : HEALTH_NO_TICK)) {
+		if (atomic_load(&gw->hub->tick_verdict) == HEALTH_NO_TICK) {
+			fprintf(stderr, "mosquitto-cable: error: %s\n", no_tick);
+			gw_log(gw, MOSQ_LOG_ERR, "%s", no_tick);
+		}
+	}
 	/* From now on /health answers 503 with this, and performs are refused with it. */
-	gw->health.unhealthy =
-	        "the broker sends no MOSQ_EVT_TICK, so browser publishes cannot be "
-	        "delivered: set per_listener_settings false (Mosquitto 2.0.11-2.0.14 "
-	        "send plugins no TICK otherwise)";
-	fprintf(stderr, "mosquitto-cable: error: %s\n", gw->health.unhealthy);
-	gw_log(gw, MOSQ_LOG_ERR, "%s", gw->health.unhealthy);
+	if (atomic_load(&gw->hub->tick_verdict) == HEALTH_NO_TICK)
+		gw->health.unhealthy = no_tick;
+}
+
+const char *health_problem(struct gw *gw)
+{
+	return atomic_load(&gw->hub->tick_verdict) == HEALTH_NO_TICK ? no_tick : NULL;
 }
 
 /*
@@ -44,7 +61,18 @@ static void check_ticks(struct gw *gw)
  * a slow reader): when the memory resident but not handed out by malloc is TRIM_GROWTH
  * above its lowest level and malloc holds that much free. A trim that could not give
  * enough back (fragmentation) is retried only once TRIM_RETRY more is resident.
+ *
+ * The numbers are the process's (RSS, mallinfo2 over every arena) and malloc_trim
+ * trims every arena, so shard 0 alone decides, from the sessions of every shard.
+ *
+ * malloc_trim gives back free pages inside an arena and the top of the main arena
+ * only; the top of a thread's arena (each shard's) shrinks only in free(), and only
+ * beyond M_TRIM_THRESHOLD, which glibc raises after freeing a large mmapped block (to
+ * twice its size, up to 64 MiB). With two shards, two arena tops kept about 10 MiB
+ * resident after a burst that one shard returned. So the threshold is fixed at
+ * TRIM_TOP (which also keeps blocks over 128 KiB in mmap, as glibc does at first).
  */
+#define TRIM_TOP    ((size_t)1024 * 1024)
 #define TRIM_GROWTH ((size_t)4 * 1024 * 1024)
 #define TRIM_RETRY  ((size_t)1024 * 1024)
 
@@ -80,11 +108,15 @@ static void trim_memory(struct gw *gw)
 	struct mallinfo2 mi;
 	size_t unused;
 
-	if (gw->sess.n > gw->health.peak_sessions)
-		gw->health.peak_sessions = gw->sess.n;
-	if (gw->health.peak_sessions >= 256 && gw->sess.n < gw->health.peak_sessions / 2) {
+	size_t n = atomic_load(&gw->hub->sessions);
+
+	if (gw->shard != 0)
+		return;
+	if (n > gw->health.peak_sessions)
+		gw->health.peak_sessions = n;
+	if (gw->health.peak_sessions >= 256 && n < gw->health.peak_sessions / 2) {
 		trim_now(gw);
-		gw->health.peak_sessions = gw->sess.n;
+		gw->health.peak_sessions = n;
 		return;
 	}
 	unused = resident_unused(&mi);
@@ -123,7 +155,10 @@ void health_start(struct gw *gw)
 {
 	struct mallinfo2 mi;
 
-	gw->health.unused_base = gw->health.unused_after_trim = resident_unused(&mi);
+	if (gw->shard == 0) { /* trim_memory: once for the process */
+		mallopt(M_TRIM_THRESHOLD, (int)TRIM_TOP);
+		gw->health.unused_base = gw->health.unused_after_trim = resident_unused(&mi);
+	}
 	gw_schedule(gw, &gw->health.ping_sul, ping_all,
 	            (lws_usec_t)gw->cfg.ping_interval * LWS_US_PER_SEC);
 }

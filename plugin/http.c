@@ -59,11 +59,12 @@ static int http_reply(struct lws *wsi, unsigned status, const char *body)
 /* /health: 200 ok, or 503 with the reason the gateway cannot do its job. */
 static int health_reply(struct gw *gw, struct lws *wsi)
 {
+	const char *problem = health_problem(gw);
 	char body[512];
 
-	if (gw->health.unhealthy == NULL)
+	if (problem == NULL)
 		return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
-	snprintf(body, sizeof(body), "unhealthy: %s\n", gw->health.unhealthy);
+	snprintf(body, sizeof(body), "unhealthy: %s\n", problem);
 	return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, body);
 }
 

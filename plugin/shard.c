@@ -244,6 +244,7 @@ struct gw_hub *hub_new(unsigned n, struct cable_link *link)
 	atomic_init(&hub->exiting, false);
 	atomic_init(&hub->sessions, 0);
 	atomic_init(&hub->sequencer_waiting, false);
+	atomic_init(&hub->tick_verdict, HEALTH_UNDECIDED);
 	return hub;
 }
 

@@ -22,7 +22,8 @@
  * Thread: as each function says; shard.c alone writes struct gw_hub, except the members
  * marked {auth}, {listen} (those files, under hub.lock), {room} (room.c: set by
  * room_start, freed by room_release), {ext} (ext.c: set by ext_start, freed by
- * hub_free) and {state} (state.c: set by state_start, freed by state_release).
+ * hub_free), {state} (state.c: set by state_start, freed by state_release) and
+ * {health} (health.c, an atomic).
  */
 #ifndef CABLE_SHARD_H
 #define CABLE_SHARD_H
@@ -70,6 +71,7 @@ struct gw_hub {
 	atomic_bool exiting;
 	atomic_size_t sessions;        /* WebSocket sessions open in every shard (session.c) */
 	atomic_bool sequencer_waiting; /* shard 0 waits for room in an inbox (bridge.c) */
+	atomic_int tick_verdict; /* {health} the TICK watchdog's, for every shard (health.h) */
 	/* {room}: presence and whisper over every shard, under its own lock (room.h) */
 	struct room_hub *rooms;
 
