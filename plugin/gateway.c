@@ -73,8 +73,10 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return 0;
 
 	case LWS_CALLBACK_WSI_DESTROY: /* every wsi of the vhost comes here (protocols[0]) */
-		if (gw)
+		if (gw) {
 			listen_destroyed(gw, wsi);
+			metrics_wsi_gone(gw, wsi);
+		}
 		return 0;
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
@@ -85,6 +87,9 @@ static int callback_cable(struct lws *wsi, enum lws_callback_reasons reason, voi
 
 	case LWS_CALLBACK_HTTP:
 		return http_serve(gw, wsi);
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_writeable(gw, wsi);
 
 	case LWS_CALLBACK_HTTP_FILE_COMPLETION:
 		/*
@@ -202,6 +207,7 @@ static void gw_free(struct gw *gw)
 	if (gw == NULL)
 		return;
 	answer_release(gw);
+	metrics_release(gw);
 	ext_release(gw);
 	room_release(gw);
 	fanout_release(&gw->index);

@@ -68,14 +68,14 @@ static int health_reply(struct gw *gw, struct lws *wsi)
 	return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, body);
 }
 
-static int metrics_reply(struct gw *gw, struct lws *wsi)
+/* LWS_CALLBACK_HTTP_WRITEABLE: the /metrics answer, once every shard's figures are in. */
+int http_writeable(struct gw *gw, struct lws *wsi)
 {
-	char *body = malloc(64 * 1024);
+	char *body = metrics_response(gw, wsi);
 	int rc;
 
 	if (body == NULL)
-		return -1;
-	body[metrics_render(gw, body, 64 * 1024 - 1)] = '\0';
+		return 0; /* not ours, or not gathered yet */
 	rc = http_reply(wsi, HTTP_STATUS_OK, body);
 	free(body);
 	return rc;
@@ -117,7 +117,7 @@ int http_serve(struct gw *gw, struct lws *wsi)
 	if (header_equals(wsi, WSI_TOKEN_GET_URI, "/health"))
 		return health_reply(gw, wsi);
 	if (header_equals(wsi, WSI_TOKEN_GET_URI, "/metrics"))
-		return metrics_reply(gw, wsi);
+		return metrics_request(gw, wsi); /* answered in http_writeable */
 	return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "Page not found\n");
 }
 

@@ -26,5 +26,7 @@ void http_release(struct gw_http *h);
 int http_confirm_upgrade(struct gw *gw, struct lws *wsi);
 int http_filter_upgrade(struct gw *gw, struct lws *wsi);
 int http_serve(struct gw *gw, struct lws *wsi);
+/* LWS_CALLBACK_HTTP_WRITEABLE: a /metrics answer gathered from every shard. */
+int http_writeable(struct gw *gw, struct lws *wsi);
 
 #endif
