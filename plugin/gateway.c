@@ -191,6 +191,10 @@ static void run_leftover_calls(struct gw *gw)
 {
 	struct cable_msg *m, *next;
 
+	/* The batch taken but not handled yet (bridge.c's backlog) holds calls too. */
+	for (m = gw->bridge.backlog; m; m = m->next)
+		if (m->kind == CABLE_MSG_CALL)
+			shard_run_call(gw, m);
 	bridge_release(&gw->bridge);
 	for (m = cable_queue_take_all(&gw->inbox, NULL); m; m = next) {
 		next = m->next;
