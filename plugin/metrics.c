@@ -33,7 +33,8 @@ struct metrics_req {
 	struct metrics_fig fig; /* the sum so far */
 	struct gw *home;        /* the serving shard */
 	/* home's thread only: */
-	struct lws *wsi;          /* the HTTP request; NULL for a publish */
+	struct lws *wsi;          /* the HTTP request; NULL once it closed, or for a publish */
+	bool publish;             /* plugin_opt_metrics_topic's, not an HTTP request */
 	bool listed, ready;       /* in home->metrics.waiting; every shard has answered */
 	struct metrics_req *next; /* in home->metrics.waiting */
 };
@@ -440,12 +441,12 @@ static void finished(struct gw *gw, struct metrics_req *r)
 {
 	if (atomic_load(&gw->hub->exiting))
 		return; /* shutdown (broker thread): no lws, no publish */
-	if (r->wsi == NULL) {
+	if (r->publish) {
 		metrics_publish(gw, &r->fig);
 		return;
 	}
 	r->ready = true;
-	if (r->listed)
+	if (r->listed) /* the client is still there */
 		lws_callback_on_writable(r->wsi);
 }
 
@@ -513,6 +514,7 @@ static int gather(struct gw *gw, struct lws *wsi)
 	r->pending = n;
 	r->home = gw;
 	r->wsi = wsi;
+	r->publish = wsi == NULL;
 	collect_shared(gw, &r->fig);
 	if (wsi) {
 		r->listed = true;

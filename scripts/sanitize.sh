@@ -26,7 +26,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 # slow consumers, ACL, wildcard parameters, documented edges, reload, full queues,
 # presence and whisper. With one gateway thread: the rest of the suite runs with two.
 echo "== ASan + UBSan: the plugin inside the real broker (part of the integration suite), one shard"
-integration=${CABLE_ASAN_INTEGRATION:-'^integration\.(01|03|04|05|08|20|24|30|31|75|76|77|78|110|111)-'}
+integration=${CABLE_ASAN_INTEGRATION:-'^integration\.(01|03|04|05|08|20|24|30|31|75|76|77|78|110|111|135)-'}
 CABLE_TEST_THREADS=1 CABLE_BROKER_PRELOAD=$("${CC:-cc}" -print-file-name=libasan.so) \
 	ctest --test-dir build-asan --output-on-failure -R "$integration"
 
@@ -40,6 +40,6 @@ TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -R 
 # consumers, metrics, last values, the extended protocol, presence and whisper.
 echo "== TSan: the plugin inside the real broker, two gateway shards"
 cmake --build build-tsan -j "$jobs" --target mosquitto_cable mosquitto_cable_gateway > /dev/null
-integration=${CABLE_TSAN_INTEGRATION:-'^integration\.(04|05|08|24|30|31|78|120|125|130)-'}
+integration=${CABLE_TSAN_INTEGRATION:-'^integration\.(04|05|08|24|30|31|40|78|120|125|130|135)-'}
 CABLE_TEST_THREADS=2 CABLE_BROKER_PRELOAD=$("${CC:-cc}" -print-file-name=libtsan.so) \
 	ctest --test-dir build-tsan --output-on-failure -R "$integration"

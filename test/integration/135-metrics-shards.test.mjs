@@ -108,10 +108,14 @@ function requestAndLeave(port) {
 
 test('a client that hangs up before the answer, and a broker stopping with requests in flight', async () => {
   const b = ctx.broker;
+  const watcher = await mqttConnect(b.mqttUrl);
+  await watcher.subscribe('#');
   await Promise.all(Array.from({ length: 20 }, () => requestAndLeave(b.wsPort)));
   const v = await scrape(b);
   assert.equal(v.cable_connections, 0);
   assert.equal(v.cable_gateway_threads, 2);
+  // Nothing is published for them (there is no plugin_opt_metrics_topic).
+  await watcher.expectNone(500, (m) => !m.topic.startsWith('$SYS'));
 
   const b2 = await startBroker({ pluginOpts: { threads: '2' } });
   try {
