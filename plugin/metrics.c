@@ -81,10 +81,10 @@ static void collect_answers(struct gw *gw, struct metrics_fig *f)
 
 static void collect_rooms(struct gw *gw, struct metrics_fig *f)
 {
-	f->presence_members = gw->rooms.presence_members;
 	f->presence_joins = gw->rooms.presence_joins;
 	f->presence_leaves = gw->rooms.presence_leaves;
 	f->presence_errors = gw->rooms.presence_refused;
+	f->presence_events_dropped = gw->rooms.events_dropped;
 	f->watchers_published = gw->rooms.watchers_published;
 	f->whispers = gw->rooms.whispers;
 	f->whispers_rate = gw->rooms.whispers_rate_limited;
@@ -182,6 +182,7 @@ static void collect_shared(struct gw *gw, struct metrics_fig *f)
 	uint64_t dropped;
 
 	f->threads = gw->hub->n;
+	f->presence_members = room_presence_members(gw); /* the registry's, every shard's */
 	pthread_mutex_lock(&gw->hub->lock);
 	f->sockets = gw->hub->nsockets;
 	f->handshakes = gw->hub->nhandshakes;
@@ -249,7 +250,7 @@ static const struct row rows[] = {
             "Device replies on a response topic no subscription holds (any more)."),
         ROW("slow_disconnects_total", NULL, "counter", slow_disconnects, SUMMED,
             "Connections closed as too slow."),
-        ROW("presence_members", NULL, "gauge", presence_members, SUMMED,
+        ROW("presence_members", NULL, "gauge", presence_members, SHARED,
             "Users present, over every presence room (lingering ones included)."),
         ROW("presence_joins_total", NULL, "counter", presence_joins, SUMMED,
             "Presence joins announced."),
@@ -258,6 +259,9 @@ static const struct row rows[] = {
         ROW("presence_errors_total", NULL, "counter", presence_errors, SUMMED,
             "Presence commands answered with an error (foreign id, info too large, presence "
             "off)."),
+        ROW("presence_events_dropped_total", NULL, "counter", presence_events_dropped, SUMMED,
+            "Presence events or whispers for another gateway thread dropped (its queue was "
+            "full)."),
         ROW("watchers_published_total", NULL, "counter", watchers_published, SUMMED,
             "Watcher counts published to MQTT (channel presence.watchers_topic)."),
         ROW("whispers_total", NULL, "counter", whispers, SUMMED, "Whispers relayed."),

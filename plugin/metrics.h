@@ -41,7 +41,7 @@ struct metrics_fig {
 	uint64_t commands_in, bytes_in, frames_out, bytes_out, broadcasts, deliveries;
 	uint64_t binary_skipped, publishes, acks, refusals, replies, replies_unclaimed;
 	uint64_t slow_disconnects;
-	uint64_t presence_members, presence_joins, presence_leaves, presence_errors;
+	uint64_t presence_joins, presence_leaves, presence_errors, presence_events_dropped;
 	uint64_t watchers_published, whispers, whispers_rate, whispers_size, whispers_disabled;
 	uint64_t state_connected, state_connects, state_dropped, retained_entries;
 	uint64_t retained_bytes, retained_refused, retained_replayed;
@@ -52,7 +52,7 @@ struct metrics_fig {
 	struct metrics_extra extra[METRICS_EXTRA_MAX];
 	unsigned nextra;
 	/* shared (read once) */
-	uint64_t threads, sockets, handshakes;
+	uint64_t threads, sockets, handshakes, presence_members;
 	uint64_t queue_to_gateway, queue_to_gateway_dropped, queue_to_broker, queue_to_broker_full;
 };
 
