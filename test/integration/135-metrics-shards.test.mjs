@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import {
-  useBroker, startBroker, rawConnect, mqttConnect, actuatorId, isMessageFor, sleep,
+  useBroker, startBroker, runCleanups, rawConnect, mqttConnect, actuatorId, isMessageFor, sleep,
 } from './lib/index.mjs';
 
 const ctx = useBroker({ pluginOpts: { threads: '2' } });
@@ -125,6 +125,36 @@ test('a client that hangs up before the answer, and a broker stopping with reque
     await Promise.all(scrapes);
     assert.equal(stopped.code, 0, stopped.log.slice(-2000));
   } finally {
+    await b2.stop();
+  }
+});
+
+test('plugin_opt_metrics_topic publishes the sums over both threads', async () => {
+  const b2 = await startBroker({ pluginOpts: { threads: '2', metrics_topic: 'ops/cable', metrics_interval: '1' } });
+  try {
+    const conns = [];
+    for (let i = 0; i < 8; i++) {
+      const c = await rawConnect(b2.urlFor(b2.mint(`user${i}`)));
+      await c.welcome();
+      conns.push(c);
+    }
+    const sub = await mqttConnect(b2.mqttUrl);
+    await sub.subscribe('ops/cable/#');
+    // Values of a round that saw all 8 (retained ones may be from before).
+    let seen = {};
+    for (let i = 0; i < 600 && !(seen.connections === 8 && 'shard_connections/1' in seen); i++) {
+      const m = await sub.next(3000);
+      const key = m.topic.slice('ops/cable/'.length);
+      if (key === 'connections') seen = {};
+      seen[key] = Number(m.text);
+    }
+    assert.equal(seen.connections, 8);
+    assert.equal(seen.gateway_threads, 2);
+    assert.equal(seen['shard_connections/0'] + seen['shard_connections/1'], 8);
+    assert.ok(seen['shard_connections/0'] > 0 && seen['shard_connections/1'] > 0);
+    assert.equal(seen.connections_total, 8);
+  } finally {
+    await runCleanups();
     await b2.stop();
   }
 });
