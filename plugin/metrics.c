@@ -9,7 +9,8 @@
  * makes a struct metrics_req, adds its own figures and asks every other shard, with a
  * shard_call, to add theirs; the last one to answer calls the serving shard back,
  * which writes the answer (LWS_CALLBACK_HTTP_WRITEABLE) or publishes. Collecting (one
- * function per part, collect_*) is apart from rendering (the table `rows`).
+ * function per part, collect_*) is apart from rendering (the table `rows`, and
+ * ext_metrics_format for the extended protocol's).
  *
  * Thread: each function's shard's gateway thread; a call may also run at shutdown on
  * the broker thread (shard.h), where it only reads its own shard and lets go.
@@ -111,56 +112,15 @@ static void collect_state(struct gw *gw, struct metrics_fig *f)
 	f->binary_skipped += gw->state.skipped;
 }
 
-/* Adds value to the extra sample `key` (a new one if there is room). */
-static void extra_add(struct metrics_fig *f, const char *key, size_t keylen, uint64_t value)
-{
-	unsigned i;
-
-	if (keylen >= sizeof(f->extra[0].key))
-		return;
-	for (i = 0; i < f->nextra; i++)
-		if (strncmp(f->extra[i].key, key, keylen) == 0 && f->extra[i].key[keylen] == '\0')
-			break;
-	if (i == f->nextra) {
-		if (f->nextra == METRICS_EXTRA_MAX)
-			return;
-		memcpy(f->extra[i].key, key, keylen);
-		f->extra[i].key[keylen] = '\0';
-		f->extra[i].value = 0;
-		f->nextra++;
-	}
-	f->extra[i].value += value;
-}
-
-/* The samples of a part that renders its own text ("name{labels} value" lines). */
-static void extra_parse(struct metrics_fig *f, const char *text)
-{
-	const char *line, *end, *sp;
-
-	for (line = text; *line; line = *end ? end + 1 : end) {
-		end = strchr(line, '\n');
-		if (end == NULL)
-			end = line + strlen(line);
-		if (line[0] == '#' || (sp = memchr(line, ' ', (size_t)(end - line))) == NULL)
-			continue;
-		extra_add(f, line, (size_t)(sp - line), strtoull(sp + 1, NULL, 10));
-	}
-}
-
 /*
- * The extended protocol's figures: ext.c renders them as text (history, restorable
- * sessions, pongs), each shard's own, summed here sample by sample.
+ * The extended protocol's counters: ext.c adds this shard's into a sum, so this one
+ * runs on the request's sum itself (under its lock); the shared gauges are read in
+ * collect_shared.
  */
-static void collect_ext(struct gw *gw, struct metrics_fig *f)
+static void collect_ext(struct gw *gw, struct metrics_fig *sum)
 {
-	char *text;
-
-	f->binary_skipped += ext_skipped(gw);
-	if (gw->ext == NULL || (text = malloc(8192)) == NULL)
-		return;
-	text[ext_metrics(gw, text, 8191)] = '\0';
-	extra_parse(f, text);
-	free(text);
+	sum->binary_skipped += ext_skipped(gw);
+	ext_counters_add(gw, &sum->ext);
 }
 
 /* This shard's own figures. */
@@ -172,7 +132,6 @@ static void collect(struct gw *gw, struct metrics_fig *f)
 	collect_answers(gw, f);
 	collect_rooms(gw, f);
 	collect_state(gw, f);
-	collect_ext(gw, f);
 }
 
 /* The shared figures, read once by the serving shard. */
@@ -193,6 +152,7 @@ static void collect_shared(struct gw *gw, struct metrics_fig *f)
 	cable_queue_stats(&gw->link->to_broker, &count, &dropped);
 	f->queue_to_broker = count;
 	f->queue_to_broker_full = dropped;
+	ext_gauges(gw->hub, &f->ext_gauges); /* history, restorable sessions */
 }
 
 /* ---- Rendering ----------------------------------------------------------------------- */
@@ -315,8 +275,6 @@ static void fig_add(struct metrics_fig *f, struct metrics_fig *g)
 		f->shard_connections[i] += g->shard_connections[i];
 		f->shard_deliveries[i] += g->shard_deliveries[i];
 	}
-	for (unsigned i = 0; i < g->nextra; i++)
-		extra_add(f, g->extra[i].key, strlen(g->extra[i].key), g->extra[i].value);
 }
 
 struct out {
@@ -343,29 +301,6 @@ static void put(struct out *o, const char *fmt, ...)
 static void head(struct out *o, const char *name, const char *type, const char *help)
 {
 	put(o, "# HELP cable_%s %s\n# TYPE cable_%s %s\n", name, help, name, type);
-}
-
-/* ext.c's own text (HELP, TYPE and order), each sample with its sum over the shards. */
-static void render_extra(struct gw *gw, const struct metrics_fig *f, struct out *o)
-{
-	char *text = malloc(8192), *line, *save = NULL;
-
-	if (text == NULL)
-		return;
-	text[ext_metrics(gw, text, 8191)] = '\0';
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *sp = strchr(line, ' ');
-
-		if (line[0] == '#' || sp == NULL) {
-			put(o, "%s\n", line);
-			continue;
-		}
-		*sp = '\0';
-		for (unsigned i = 0; i < f->nextra; i++)
-			if (strcmp(f->extra[i].key, line) == 0)
-				put(o, "%s %llu\n", line, (unsigned long long)f->extra[i].value);
-	}
-	free(text);
 }
 
 /* The summed figures as Prometheus text; NUL-terminated, the length returned. */
@@ -409,8 +344,9 @@ static size_t render(struct gw *gw, struct metrics_fig *f, char *buf, size_t len
 	    (unsigned long long)f->latency_count);
 	put(&o, "cable_delivery_seconds_sum %.6f\ncable_delivery_seconds_count %llu\n",
 	    f->latency_sum, (unsigned long long)f->latency_count);
-	if (f->nextra)
-		render_extra(gw, f, &o);
+	if (o.used < o.len)
+		o.used +=
+		        ext_metrics_format(&f->ext, &f->ext_gauges, o.buf + o.used, o.len - o.used);
 	buf[o.used] = '\0';
 	return o.used;
 }
@@ -487,6 +423,7 @@ static void add_figures(struct gw *gw, struct metrics_req *r)
 		collect(gw, mine);
 		pthread_mutex_lock(&r->lock);
 		fig_add(&r->fig, mine);
+		collect_ext(gw, &r->fig);
 		pthread_mutex_unlock(&r->lock);
 		free(mine);
 	}

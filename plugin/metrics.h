@@ -16,18 +16,11 @@
 
 #include "auth.h"
 #include "cable_gateway.h"
+#include "ext.h"
 #include "fanout.h"
 
 struct gw;
 struct metrics_req;
-
-/* A part's samples that metrics.c does not name (ext.c renders its own text). */
-#define METRICS_EXTRA_MAX 32
-
-struct metrics_extra {
-	char key[96]; /* the sample: name{labels} */
-	uint64_t value;
-};
 
 /*
  * What /metrics shows. Each shard's own figures are summed over the shards; the shared
@@ -49,11 +42,11 @@ struct metrics_fig {
 	uint64_t latency_bucket[LATENCY_BUCKETS], latency_count;
 	double latency_sum;
 	uint64_t shard_connections[CABLE_MAX_THREADS], shard_deliveries[CABLE_MAX_THREADS];
-	struct metrics_extra extra[METRICS_EXTRA_MAX];
-	unsigned nextra;
+	struct ext_counters ext; /* ext.c sums them (ext_counters_add) */
 	/* shared (read once) */
 	uint64_t threads, sockets, handshakes, presence_members;
 	uint64_t queue_to_gateway, queue_to_gateway_dropped, queue_to_broker, queue_to_broker_full;
+	struct ext_gauges ext_gauges;
 };
 
 struct gw_metrics {
