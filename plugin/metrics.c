@@ -93,21 +93,16 @@ static void collect_rooms(struct gw *gw, struct metrics_fig *f)
 	f->whispers_disabled = gw->rooms.whispers_disabled;
 }
 
-/* Last values (plugin_opt_state_listener): the internal client runs on shard 0. */
+/*
+ * Last values (plugin_opt_state_listener): the internal client runs on shard 0, each
+ * shard replays; the cache's gauges are shared (collect_shared).
+ */
 static void collect_state(struct gw *gw, struct metrics_fig *f)
 {
-	struct cable_retained_stats rs = {0};
-
 	if (!gw->cfg.state_listener)
 		return;
-	if (gw->state.cache)
-		cable_retained_stats(gw->state.cache, &rs);
-	f->state_connected = gw->state.phase == STATE_LIVE;
 	f->state_connects = gw->state.connects;
 	f->state_dropped = gw->state.dropped;
-	f->retained_entries = rs.entries;
-	f->retained_bytes = rs.bytes;
-	f->retained_refused = gw->state.refused_before + rs.refused;
 	f->retained_replayed = gw->state.replayed;
 	f->binary_skipped += gw->state.skipped;
 }
@@ -153,6 +148,15 @@ static void collect_shared(struct gw *gw, struct metrics_fig *f)
 	f->queue_to_broker = count;
 	f->queue_to_broker_full = dropped;
 	ext_gauges(gw->hub, &f->ext_gauges); /* history, restorable sessions */
+	if (gw->cfg.state_listener) {
+		struct state_stats st;
+
+		state_stats(gw, &st); /* the last-value cache */
+		f->state_connected = st.live;
+		f->retained_entries = st.entries;
+		f->retained_bytes = st.bytes;
+		f->retained_refused = st.refused;
+	}
 }
 
 /* ---- Rendering ----------------------------------------------------------------------- */
@@ -238,17 +242,17 @@ static const struct row rows[] = {
             "Messages waiting for the broker thread."),
         ROW("queue_to_broker_full_total", NULL, "counter", queue_to_broker_full, SHARED,
             "Times a browser was paused because the broker queue was full."),
-        ROW("state_connected", NULL, "gauge", state_connected, STATE,
+        ROW("state_connected", NULL, "gauge", state_connected, SHARED | STATE,
             "1 while the internal client is connected and synchronised."),
         ROW("state_connects_total", NULL, "counter", state_connects, STATE,
             "Connections of the internal client to the broker."),
         ROW("state_dropped_total", NULL, "counter", state_dropped, STATE,
             "Messages for browsers dropped because the fan-out queue was full."),
-        ROW("retained_entries", NULL, "gauge", retained_entries, STATE,
+        ROW("retained_entries", NULL, "gauge", retained_entries, SHARED | STATE,
             "Topics in the last-value cache."),
-        ROW("retained_bytes", NULL, "gauge", retained_bytes, STATE,
+        ROW("retained_bytes", NULL, "gauge", retained_bytes, SHARED | STATE,
             "Bytes the last-value cache counts against plugin_opt_retained_max_bytes."),
-        ROW("retained_refused_total", NULL, "counter", retained_refused, STATE,
+        ROW("retained_refused_total", NULL, "counter", retained_refused, SHARED | STATE,
             "Retained values not cached (or dropped) at the cache's limits."),
         ROW("retained_replayed_total", NULL, "counter", retained_replayed, STATE,
             "Retained values sent to browsers after a subscribe."),

@@ -36,8 +36,7 @@ struct metrics_fig {
 	uint64_t slow_disconnects;
 	uint64_t presence_joins, presence_leaves, presence_errors, presence_events_dropped;
 	uint64_t watchers_published, whispers, whispers_rate, whispers_size, whispers_disabled;
-	uint64_t state_connected, state_connects, state_dropped, retained_entries;
-	uint64_t retained_bytes, retained_refused, retained_replayed;
+	uint64_t state_connects, state_dropped, retained_replayed;
 	uint64_t auth_failures[AUTH_NREASONS];
 	uint64_t latency_bucket[LATENCY_BUCKETS], latency_count;
 	double latency_sum;
@@ -45,6 +44,7 @@ struct metrics_fig {
 	struct ext_counters ext; /* ext.c sums them (ext_counters_add) */
 	/* shared (read once) */
 	uint64_t threads, sockets, handshakes, presence_members;
+	uint64_t state_connected, retained_entries, retained_bytes, retained_refused;
 	uint64_t queue_to_gateway, queue_to_gateway_dropped, queue_to_broker, queue_to_broker_full;
 	struct ext_gauges ext_gauges;
 };
