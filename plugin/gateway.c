@@ -414,7 +414,7 @@ static struct cable_gateway *gw_start(const struct cable_gateway_config *cfg,
 		free(shared);
 		/* Only the started threads meet at the barrier (none waits there yet). */
 		pthread_barrier_destroy(&hub->exit_barrier);
-		pthread_barrier_init(&hub->exit_barrier, NULL, i ? i : 1);
+		pthread_barrier_init(&hub->exit_barrier, NULL, i + 1);
 		gw_stop((struct cable_gateway *)hub);
 		return NULL;
 	}
@@ -437,6 +437,12 @@ static void gw_stop(struct cable_gateway *g)
 	for (i = 0; i < hub->n; i++)
 		if (hub->shards[i]->thread_started)
 			lws_cancel_service(hub->shards[i]->loop.ctx);
+	/*
+	 * This thread is the barrier's last party: no shard destroys its context before
+	 * every shard has been woken above (a shard woken by its own timer could otherwise
+	 * finish first and free the context this loop is about to wake).
+	 */
+	pthread_barrier_wait(&hub->exit_barrier);
 	for (i = 0; i < hub->n; i++)
 		if (hub->shards[i]->thread_started)
 			pthread_join(hub->shards[i]->thread, NULL);

@@ -232,7 +232,7 @@ struct gw_hub *hub_new(unsigned n, struct cable_link *link)
 		free(hub);
 		return NULL;
 	}
-	if (pthread_barrier_init(&hub->exit_barrier, NULL, n) != 0) {
+	if (pthread_barrier_init(&hub->exit_barrier, NULL, n + 1) != 0) {
 		pthread_mutex_destroy(&hub->lock);
 		free(hub->shards);
 		free(hub);

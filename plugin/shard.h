@@ -63,9 +63,10 @@ struct gw_hub {
 	struct cable_link *link;
 	atomic_bool stop_requested; /* the broker is stopping (any thread) */
 	/*
-	 * Stopping: each shard, its sessions closed, waits at exit_barrier for the others,
-	 * sets `exiting` (shard_call refuses from then on) and destroys its lws context. So
-	 * no shard wakes a context that is gone.
+	 * Stopping: each shard, its sessions closed, waits at exit_barrier for the others
+	 * and for the broker thread (gw_stop, once it has woken every shard), sets `exiting`
+	 * (shard_call refuses from then on) and destroys its lws context. So no thread wakes
+	 * a context that is gone.
 	 */
 	pthread_barrier_t exit_barrier;
 	atomic_bool exiting;
