@@ -90,6 +90,7 @@ struct bench {
 	uint32_t idle_s;
 	uint32_t decoy_subs; /* idle: wildcard decoy subscriptions per connection */
 	uint32_t ext_pct;    /* percent of connections in actioncable-v1-ext-json */
+	uint32_t hold_s;     /* seconds to keep the connections open after the RESULT line */
 	int server_pid;
 	const char *secret_file;
 	char secret[512];

@@ -138,6 +138,8 @@ static const struct opt bench_opts[] = {
          "idle: K wildcard streams per connection that no message matches (0)"},
         {"ext", OPT_U32, &bench.ext_pct, opt_ext_set, "PCT",
          "cable: PCT % of the connections in actioncable-v1-ext-json (offsets checked)"},
+        {"hold", OPT_U32, &bench.hold_s, NULL, "S",
+         "keep the connections open S s after the RESULT line, e.g. to read /metrics (0)"},
         {"pid", OPT_INT, &bench.server_pid, NULL, "PID", "server process for RSS / CPU"},
         {"secret-file", OPT_STR, &bench.secret_file, NULL, "F",
          "sign a JWT per connection (?jid=)"},
@@ -204,6 +206,8 @@ int main(int argc, char **argv)
 
 	rc = run_mode(bench.mode);
 	fflush(stdout);
+	if (bench.hold_s)
+		pump_for_ms((uint64_t)bench.hold_s * 1000);
 	if (bench.mosq_pub) {
 		mosquitto_disconnect(bench.mosq_pub);
 		mosquitto_loop_stop(bench.mosq_pub, true);

@@ -10,7 +10,10 @@
  * core), with no framing, routing or queueing. `make bench` prints every single-message
  * latency figure also as a ratio to this floor, measured in the same run.
  *
- *   cable-floor --clients 10000 [--rounds 30] [--size 120] [--label floor-10000]
+ *   cable-floor --clients 10000 [--rounds 30] [--size 120] [--port P] [--label floor-10000]
+ *
+ * --port: the listening port on 127.0.0.1 (default: one the kernel picks, which is in the
+ * ephemeral range; `make bench` gives one below it, as for every bench port).
  *
  * Prints "RESULT mode=floor label=... clients=N size=B rounds=R send_us_p50=...
  * send_us_p99=... last_ms_p50=... last_ms_p99=...".
@@ -34,7 +37,7 @@
 #include "common.h"
 
 struct floor {
-	unsigned clients, rounds, size;
+	unsigned clients, rounds, size, port;
 	const char *label;
 	int *wr, *rd; /* the writer's and the reader's end of each connection */
 	int ep;
@@ -108,11 +111,9 @@ static void *reader(void *arg)
 static void parse(struct floor *F, int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"clients", required_argument, NULL, 'c'},
-	        {"rounds", required_argument, NULL, 'r'},
-	        {"size", required_argument, NULL, 's'},
-	        {"label", required_argument, NULL, 'l'},
-	        {NULL, 0, NULL, 0},
+	        {"clients", required_argument, NULL, 'c'}, {"rounds", required_argument, NULL, 'r'},
+	        {"size", required_argument, NULL, 's'},    {"label", required_argument, NULL, 'l'},
+	        {"port", required_argument, NULL, 'p'},    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -130,13 +131,16 @@ static void parse(struct floor *F, int argc, char **argv)
 		case 'l':
 			F->label = optarg;
 			break;
+		case 'p':
+			F->port = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		default:
-			die("usage: cable-floor --clients N [--rounds R] [--size BYTES] [--label "
-			    "L]");
+			die("usage: cable-floor --clients N [--rounds R] [--size BYTES] [--port P] "
+			    "[--label L]");
 		}
 	}
-	if (F->clients == 0 || F->rounds == 0 || F->size < 4 || F->size > 4096)
-		die("--clients and --rounds must be positive, --size 4..4096");
+	if (F->clients == 0 || F->rounds == 0 || F->size < 4 || F->size > 4096 || F->port > 65535)
+		die("--clients and --rounds must be positive, --size 4..4096, --port below 65536");
 }
 
 int main(int argc, char **argv)
@@ -172,7 +176,10 @@ int main(int argc, char **argv)
 	}
 
 	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = htons((uint16_t)F.port);
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd >= 0)
+		setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int));
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
 	    listen(lfd, 4096) != 0 || getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0)
 		die("listen: %s", strerror(errno));
