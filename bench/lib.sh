@@ -9,6 +9,16 @@ CABLE_PORT=${CABLE_PORT:-28080}   # mosquitto-cable (ActionCable)
 MQTTWS_PORT=${MQTTWS_PORT:-28081} # mosquitto's own websockets listener (peer)
 MQTT_PORT=${MQTT_PORT:-28830}     # plain MQTT (publisher / subscriber)
 RAILS_PORT=${RAILS_PORT:-28090}   # puma + ActionCable (peer)
+FLOOR_PORT=${FLOOR_PORT:-28070}   # cable-floor's listener (no server)
+
+# Refuse a port (from the environment) in the ephemeral range: client sockets would take it.
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null)
+for p in "$CABLE_PORT" "$MQTTWS_PORT" "$MQTT_PORT" "$RAILS_PORT" "$FLOOR_PORT"; do
+	if [ "$p" -ge "${EPHEMERAL_LOW:-32768}" ]; then
+		echo "bench: port $p is in the ephemeral range (from ${EPHEMERAL_LOW:-32768}); choose one below" >&2
+		exit 2
+	fi
+done
 
 # The load tests open up to 19,000 connections, all as user "anonymous" without tokens:
 # lift plugin_opt_max_connections (10,000) and plugin_opt_max_connections_per_user (100),
@@ -16,6 +26,8 @@ RAILS_PORT=${RAILS_PORT:-28090}   # puma + ActionCable (peer)
 BENCH_LIFT_LIMITS=${BENCH_LIFT_LIMITS:-1}
 
 BROKER_PID=
+BROKER_AUTH=
+BROKER_THREADS= # plugin_opt_threads of the running broker; empty: the plugin's default
 RAILS_PID=
 
 port_busy() {
@@ -43,8 +55,9 @@ wait_port_free() { # port seconds
 # The broker drops privileges to `mosquitto` when started as root; `user root` keeps
 # it as root so the plugin and files in the build tree need no special permissions.
 # The plugin and channel map come from the build and the example configuration.
-write_broker_conf() { # file auth(anonymous|jwt|state): state = anonymous + last values
-	local file=$1 auth=$2
+# threads: plugin_opt_threads (gateway shards); empty leaves the plugin's default (one per CPU).
+write_broker_conf() { # file auth(anonymous|jwt|state) [threads]: state = anonymous + last values
+	local file=$1 auth=$2 threads=${3:-}
 	{
 		echo "per_listener_settings false"
 		[ "$(id -u)" = 0 ] && echo "user root"
@@ -64,6 +77,7 @@ write_broker_conf() { # file auth(anonymous|jwt|state): state = anonymous + last
 		echo "plugin_opt_port $CABLE_PORT"
 		echo "plugin_opt_path /cable"
 		echo "plugin_opt_channels_file $WORK/channels.json"
+		[ -n "$threads" ] && echo "plugin_opt_threads $threads"
 		if [ "$BENCH_LIFT_LIMITS" = 1 ]; then
 			echo "plugin_opt_max_connections 0"
 			echo "plugin_opt_max_connections_per_user 0"
@@ -83,19 +97,16 @@ prepare_work() {
 	od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$WORK/jwt-secret"
 	chmod 755 "$WORK"
 	chmod 644 "$WORK/channels.json" "$WORK/jwt-secret"
-	write_broker_conf "$WORK/broker-anon.conf" anonymous
-	write_broker_conf "$WORK/broker-jwt.conf" jwt
-	write_broker_conf "$WORK/broker-state.conf" state
 }
 
-start_broker() { # anonymous|jwt|state
+start_broker() { # anonymous|jwt|state [threads]
 	stop_broker
 	BROKER_AUTH=$1
+	BROKER_THREADS=${2:-}
 	wait_port_free "$CABLE_PORT" 20 || { echo "port $CABLE_PORT busy" >&2; return 1; }
 	wait_port_free "$MQTT_PORT" 20 || { echo "port $MQTT_PORT busy" >&2; return 1; }
-	local conf=$WORK/broker-anon.conf
-	[ "$1" = jwt ] && conf=$WORK/broker-jwt.conf
-	[ "$1" = state ] && conf=$WORK/broker-state.conf
+	local conf=$WORK/broker-$1${2:+-t$2}.conf
+	write_broker_conf "$conf" "$1" "${2:-}"
 	local from
 	from=$(cat "$WORK/broker.log" 2> /dev/null | wc -l)
 	# The hard nofile limit (20,000 here) is the ceiling for connections on either side.

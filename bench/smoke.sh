@@ -4,6 +4,8 @@
 # (half MQTT publishes from a device, half browser performs). Exit status 1 if any
 # message is lost, duplicated or out of order, 2 if the run could not be set up.
 #   bench/smoke.sh [BUILD_DIR]        (default: $BUILD, else build)
+# SMOKE_THREADS=N sets plugin_opt_threads (gateway shards); unset, the plugin's default
+# (one per CPU) applies, as in ctest's bench.smoke.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-${BUILD:-$ROOT/build}}
@@ -20,7 +22,7 @@ WORK=$(mktemp -d /tmp/cable-smoke.XXXXXX)
 . "$ROOT/bench/lib.sh"
 trap 'stop_all; rm -rf "$WORK"' EXIT
 prepare_work
-start_broker anonymous || exit 2
+start_broker anonymous "${SMOKE_THREADS:-}" || exit 2
 
 rc=0
 timeout 60 "$BENCH" --smoke --proto cable --port "$CABLE_PORT" --mqtt-port "$MQTT_PORT" || rc=1
@@ -31,4 +33,4 @@ if [ $rc -ne 0 ]; then
 	tail -n 20 "$WORK/broker.log" >&2
 	exit 1
 fi
-echo "smoke: 2 passed, 0 failed"
+echo "smoke: 2 passed, 0 failed (plugin_opt_threads ${SMOKE_THREADS:-default})"
