@@ -2,13 +2,16 @@
 # `make bench`: the full benchmark suite. Runs cable-bench against mosquitto-cable, against
 # Mosquitto's own MQTT-over-WebSockets listener on the same broker, and against Rails
 # ActionCable on puma (when installed: bench/deps.sh), then writes docs/benchmarks.md and
-# docs/benchmarks-latency.png. Takes about 15-25 minutes on 2 cores.
+# docs/benchmarks-latency.png. Takes about 20-30 minutes on 2 cores.
 #
 # Environment:
 #   BUILD=dir           build directory with mosquitto_cable.so and bench/cable-bench
 #   BENCH_QUICK=1       smaller sizes (a few minutes; for trying the suite out)
+#   BENCH_QUICK=tiny    a few hundred clients (a check that every phase and the report work)
+#   BENCH_EXT=0         skip the extended protocol's phases
+#   BENCH_SHARDS="1 2"  the gateway shard counts compared (plugin_opt_threads)
 #   BENCH_RAILS=0       skip the Rails peer
-#   BENCH_PROFILE=0     skip the perf profile of the gateway thread
+#   BENCH_PROFILE=0     skip the perf profile of the gateway threads
 #   BENCH_PRIORITY=0    do not raise this session's CPU priority (see below)
 #   BENCH_OUT=file      report path (docs/benchmarks.md)
 #   BENCH_ONLY=last_values  run only the last-values phase and print its section of the
@@ -17,6 +20,10 @@
 #   BENCH_ONLY=ext      run only the extended protocol's phases and print their report
 #                       section (to paste into the report) instead of writing it
 #   BENCH_ONLY=syscalls the same for the system calls per delivery (needs perf)
+#   BENCH_ONLY=shards   the same for the gateway shards (with the floor they are compared to)
+#
+# Every broker is started with an explicit plugin_opt_threads (gateway shards): each
+# phase below says how many; "the default" is one per CPU, as the plugin's own default.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -34,6 +41,7 @@ else
 	WORK=$(mktemp -d /tmp/cable-bench.XXXXXX)
 fi
 . "$ROOT/bench/lib.sh"
+. "$ROOT/bench/shards.sh"
 RESULTS=$WORK/results.txt
 LOG=$WORK/bench.log
 touch "$RESULTS"
@@ -58,7 +66,17 @@ fi
 prepare_work
 HN=$(ulimit -Hn)
 MAXC=$((HN - 100)) # both sides are bound by the same hard nofile limit
-if [ "$QUICK" = 1 ]; then
+if [ "$QUICK" = tiny ]; then
+	SIZES="200 1000"
+	BIG=1000
+	STORM=1000
+	STEPS=2
+	RAILS_SIZES="200"
+	RAILS_STEPS=1
+	TP_SECS=2
+	IDLE_N=500
+	SHARD_SIZES="200 1000"
+elif [ "$QUICK" = 1 ]; then
 	SIZES="500 1000 2000"
 	BIG=2000
 	STORM=2000
@@ -67,6 +85,7 @@ if [ "$QUICK" = 1 ]; then
 	RAILS_STEPS=2
 	TP_SECS=3
 	IDLE_N=2000
+	SHARD_SIZES="1000 2000"
 else
 	SIZES="1000 2000 5000 10000"
 	BIG=10000
@@ -76,7 +95,11 @@ else
 	RAILS_STEPS=${BENCH_RAILS_STEPS:-5}
 	TP_SECS=6
 	IDLE_N=10000
+	SHARD_SIZES="1000 5000 10000"
 fi
+# The plugin's default shard count (plugin_opt_threads 0): one per CPU, at most 64.
+DEF_THREADS=$(nproc)
+[ "$DEF_THREADS" -gt 64 ] && DEF_THREADS=64
 
 # run_tool LABEL TIMEOUT COMMAND...: RESULT lines go to results.txt, the rest to the log.
 run_tool() {
@@ -91,18 +114,20 @@ run_tool() {
 		echo "  (the broker had exited; restarting it)" >&2
 		echo "broker exited before $label; restarted" >> "$LOG"
 		BROKER_PID=
-		start_broker "$BROKER_AUTH" || return
+		start_broker "$BROKER_AUTH" "$BROKER_THREADS" || { phase_failed "$label: the broker did not restart"; return; }
 	fi
 	echo "== $label: $*" >> "$LOG"
 	printf '  %-28s ' "$label" >&2
 	timeout "$t" "$@" > "$WORK/out.txt" 2>> "$LOG"
 	local rc=$?
-	grep '^RESULT' "$WORK/out.txt" >> "$RESULTS"
+	# Each result says how many gateway shards the broker ran with (when one ran).
+	grep '^RESULT' "$WORK/out.txt" | sed "s/\$/${BROKER_PID:+ shards=${BROKER_THREADS:-default}}/" >> "$RESULTS"
 	cat "$WORK/out.txt" >> "$LOG"
 	if grep -q '^RESULT' "$WORK/out.txt"; then
 		echo "ok${rc:+ (exit $rc)}" | sed 's/ (exit 0)//' >&2
 	else
 		echo "no result (exit $rc)" >&2
+		echo "$label: no result (exit $rc$([ "$rc" = 124 ] && echo ": timed out after $t s")), $(date -u '+%H:%M:%S UTC')" >> "$WORK/events.txt"
 	fi
 	# A broker that dies during a run would otherwise go unnoticed: the next section
 	# starts a new one. Record it; the report lists these events.
@@ -112,6 +137,17 @@ run_tool() {
 			tee -a "$LOG" >> "$WORK/events.txt"
 	fi
 	sleep 2 # let the server finish closing the last run's sockets
+}
+
+# phase_failed WHAT: a phase (or part) that could not run. The report lists it; the suite
+# goes on, so the report is always written.
+phase_failed() {
+	echo "  (failed: $1)" >&2
+	echo "$1, $(date -u '+%H:%M:%S UTC')" | tee -a "$LOG" >> "$WORK/events.txt"
+	return 1
+}
+need_broker() { # anonymous|jwt|state threads phase: start_broker, or phase_failed
+	start_broker "$1" "$2" || phase_failed "$3: the broker ($1, plugin_opt_threads $2) did not start"
 }
 
 # run LABEL TIMEOUT cable-bench-args...
@@ -145,23 +181,23 @@ lv_phase() {
 	echo "bench: last values" >&2
 	local r
 	for r in a b; do
-		start_broker anonymous || exit 2
+		need_broker anonymous "$DEF_THREADS" "last values" || return
 		run "tp-lv-message-1000-$r" 300 --mode throughput "${cable[@]}" --clients 1000 \
 			--window 32 --duration "$TP_SECS" --pid "$BROKER_PID" --connect-concurrency 200
-		start_broker state || exit 2
+		need_broker state "$DEF_THREADS" "last values" || return
 		run "tp-lv-state-1000-$r" 300 --mode throughput "${cable[@]}" --clients 1000 \
 			--window 32 --duration "$TP_SECS" --pid "$BROKER_PID" --connect-concurrency 200
 	done
-	start_broker anonymous || exit 2
+	need_broker anonymous "$DEF_THREADS" "last values" || return
 	run_tool lv-fill-message 600 "${LV[@]}" --mode fill --mqtt "mqtt://127.0.0.1:$MQTT_PORT" \
 		--pid "$BROKER_PID" --topics "$LV_TOPICS" --payload 100 --label lv-fill-message
-	start_broker state || exit 2
+	need_broker state "$DEF_THREADS" "last values" || return
 	run_tool lv-fill-state 600 "${LV[@]}" --mode fill --mqtt "mqtt://127.0.0.1:$MQTT_PORT" \
 		--pid "$BROKER_PID" --topics "$LV_TOPICS" --payload 100 \
 		--metrics "http://127.0.0.1:$CABLE_PORT/metrics" --label lv-fill-state
-	run_tool lv-lat-cable 600 "${LV[@]}" --mode latency --proto cable \
+	run_tool lv-lat-cable 180 "${LV[@]}" --mode latency --proto cable \
 		--url "ws://127.0.0.1:$CABLE_PORT/cable" --topics "$LV_TOPICS" --samples 1000 --label lv-lat-cable
-	run_tool lv-lat-mqtt 600 "${LV[@]}" --mode latency --proto mqtt \
+	run_tool lv-lat-mqtt 180 "${LV[@]}" --mode latency --proto mqtt \
 		--url "ws://127.0.0.1:$MQTTWS_PORT/mqtt" --topics "$LV_TOPICS" --samples 1000 --label lv-lat-mqtt
 	stop_broker
 }
@@ -197,10 +233,11 @@ kb() { num "$1" && awk -v v="$1" 'BEGIN { printf "%.2f KB", v / 1024 }' || echo 
 # ---- The extended protocol (actioncable-v1-ext-json): fan-out with ext clients beside v1
 #      clients on one broker, and the history's memory at its default limits ----------------
 EXT_SIZES="1000 5000"
-[ "$QUICK" = 1 ] && EXT_SIZES="1000"
+[ "$QUICK" != 0 ] && EXT_SIZES="1000"
 ext_phases() {
+	[ "${BENCH_EXT:-1}" = 1 ] || return 0
 	echo "bench: extended protocol (ext beside v1, history memory)" >&2
-	start_broker anonymous || return
+	need_broker anonymous "$DEF_THREADS" ext || return
 	for n in $EXT_SIZES; do
 		w=$((n >= 5000 ? 16 : 32))
 		for pct in 0 50 100; do
@@ -213,7 +250,7 @@ ext_phases() {
 	done
 	# 10,000 topics, each streamed by one ext connection, 100 messages each (the default
 	# plugin_opt_history_limit), on a fresh broker.
-	start_broker anonymous || return
+	need_broker anonymous "$DEF_THREADS" ext || return
 	if ! grep -q " label=hist-10000 " "$RESULTS"; then
 		run "hist-10000" 600 --mode history "${cable[@]}" --clients 10000 --messages 100 \
 			--ext 100 --pid "$BROKER_PID" --connect-concurrency 500
@@ -312,13 +349,8 @@ sys_phase() {
 	command -v perf > /dev/null || return 0
 	echo "bench: system calls per delivery (perf stat on the gateway thread)" >&2
 	# One gateway thread: /metrics counts per thread, and the figures are one thread's.
-	cp "$WORK/broker-anon.conf" "$WORK/broker-anon.conf.all"
-	echo "plugin_opt_threads 1" >> "$WORK/broker-anon.conf"
-	local m rc
-	start_broker anonymous
-	rc=$?
-	mv "$WORK/broker-anon.conf.all" "$WORK/broker-anon.conf"
-	[ $rc = 0 ] || return
+	local m
+	need_broker anonymous 1 syscalls || return
 	for m in tp lat; do
 		grep -q " label=sys-$m-1000 " "$RESULTS" && continue
 		if [ $m = tp ]; then
@@ -371,29 +403,39 @@ T0=$(date +%s)
 EARLIER=$(cat "$WORK/elapsed" 2> /dev/null || echo 0)
 echo "bench: results in $WORK" >&2
 
+# ---- The one-core floor: one frame to each of N loopback sockets, no server ----------
+floor_phase() {
+	echo "bench: the one-core floor (cable-floor)" >&2
+	local n label
+	for n in $SIZES; do
+		label="floor-$n"
+		if grep -q " label=$label " "$RESULTS"; then
+			printf '  %-28s kept\n' "$label" >&2
+			continue
+		fi
+		printf '  %-28s ' "$label" >&2
+		if timeout 300 "$BUILD/bench/cable-floor" --clients "$n" --rounds 30 --port "$FLOOR_PORT" \
+			--label "$label" 2>> "$LOG" | grep '^RESULT' >> "$RESULTS"; then
+			echo ok >&2
+		else
+			echo "no result" >&2
+			phase_failed "$label: no result"
+		fi
+	done
+}
+
 if [ "$ONLY" = last_values ]; then
 	lv_phase
+elif [ "$ONLY" = shards ]; then
+	floor_phase
+	shard_phase
 else
-# ---- The one-core floor: one frame to each of N loopback sockets, no server ----------
-echo "bench: the one-core floor (cable-floor)" >&2
-for n in $SIZES; do
-	label="floor-$n"
-	if grep -q " label=$label " "$RESULTS"; then
-		printf '  %-28s kept\n' "$label" >&2
-		continue
-	fi
-	printf '  %-28s ' "$label" >&2
-	if timeout 300 "$BUILD/bench/cable-floor" --clients "$n" --rounds 30 --label "$label" \
-		2>> "$LOG" | grep '^RESULT' >> "$RESULTS"; then
-		echo ok >&2
-	else
-		echo "no result" >&2
-	fi
-done
+floor_phase
+shard_phase
 
 # ---- mosquitto-cable and the MQTT-over-WebSockets peer, one broker --------------------
-echo "bench: broker (anonymous): smoke, latency, throughput, broadcast, perform" >&2
-start_broker anonymous || exit 2
+echo "bench: broker (anonymous, $DEF_THREADS shards): smoke, latency, throughput, broadcast, perform" >&2
+need_broker anonymous "$DEF_THREADS" main
 run smoke-cable 60 --smoke "${cable[@]}"
 run smoke-mqtt 60 --smoke "${mqttws[@]}"
 for n in $SIZES; do
@@ -409,9 +451,10 @@ for n in 1000 $BIG; do
 	run "tp-mqtt-$n" 300 --mode throughput "${mqttws[@]}" --clients "$n" --window $w \
 		--duration "$TP_SECS" --pid "$BROKER_PID" --connect-concurrency "$(conc "$n")"
 done
-# Where the gateway thread's time goes at saturation.
-if [ "$PROFILE" = 1 ]; then
-	gwtid=$(ls /proc/$BROKER_PID/task | sort -n | tail -1)
+# Where the gateway threads' time goes at saturation.
+if [ "$PROFILE" = 1 ] && [ -n "$BROKER_PID" ]; then
+	# Every thread but the broker's main one: the gateway shards.
+	gwtid=$(ls /proc/$BROKER_PID/task | grep -vx "$BROKER_PID" | paste -sd,)
 	(timeout 120 "$BENCH" --mode throughput "${cable[@]}" --clients "$BIG" --window 16 \
 		--duration 8 --connect-concurrency 500 --quiet --label profile > /dev/null 2>&1 &)
 	sleep $((BIG >= 5000 ? 7 : 3))
@@ -434,13 +477,13 @@ sys_phase
 
 # ---- Wildcard decoys: one browser's message rate while the index holds D wildcard
 #      streams that no message matches (a second cable-bench holds them, idle) ---------
-echo "bench: wildcard decoys" >&2
+echo "bench: wildcard decoys ($WILD_THREADS shard)" >&2
 subscriptions() {
 	curl -s "http://127.0.0.1:$CABLE_PORT/metrics" | awk '$1 == "cable_subscriptions" { print $2 }'
 }
 for d in 0 5000 20000; do
 	grep -q " label=wild-cable-$d " "$RESULTS" && { printf '  %-28s kept\n' "wild-cable-$d" >&2; continue; }
-	start_broker anonymous || exit 2
+	need_broker anonymous "$WILD_THREADS" wildcard || continue
 	dpid=
 	if [ "$d" -gt 0 ]; then
 		"$BENCH" --mode idle "${cable[@]}" --clients $((d / 50)) --decoy-subs 50 --idle 300 \
@@ -461,21 +504,25 @@ stop_broker
 # ---- Idle memory and CPU: a fresh broker for each, so earlier runs' heap does not hide
 #      growth ----------------------------------------------------------------------------
 echo "bench: idle memory and CPU" >&2
-start_broker anonymous || exit 2
-run "idle-cable" 300 --mode idle "${cable[@]}" --clients "$IDLE_N" --pid "$BROKER_PID" \
-	--connect-concurrency 500
-start_broker anonymous || exit 2
+for t in 2 1; do # idle-cable: 2 shards (the target's figure); idle-cable-t1 beside it
+	label=idle-cable
+	[ "$t" = 2 ] || label=idle-cable-t$t
+	need_broker anonymous "$t" idle
+	run "$label" 300 --mode idle "${cable[@]}" --clients "$IDLE_N" --pid "$BROKER_PID" \
+		--connect-concurrency 500
+done
+need_broker anonymous "$DEF_THREADS" idle
 run "idle-mqtt" 300 --mode idle "${mqttws[@]}" --clients "$IDLE_N" --pid "$BROKER_PID" \
 	--connect-concurrency 500
 
 # ---- Connection storms ----------------------------------------------------------------
 echo "bench: connection storms" >&2
-start_broker jwt || exit 2
-run "storm-cable-jwt" 200 --mode storm "${cable[@]}" --clients "$STORM" \
+need_broker jwt "$DEF_THREADS" storm
+run_spread "storm-cable-jwt" 200 --mode storm "${cable[@]}" --clients "$STORM" \
 	--secret-file "$WORK/jwt-secret"
-start_broker anonymous || exit 2
-run "storm-cable-anon" 200 --mode storm "${cable[@]}" --clients "$STORM"
-start_broker anonymous || exit 2
+need_broker anonymous "$DEF_THREADS" storm
+run_spread "storm-cable-anon" 200 --mode storm "${cable[@]}" --clients "$STORM"
+need_broker anonymous "$DEF_THREADS" storm
 run "storm-mqtt" 200 --mode storm "${mqttws[@]}" --clients "$STORM"
 stop_broker
 
@@ -573,6 +620,10 @@ if [ "$ONLY" = last_values ]; then
 	lv_section
 	exit 0
 fi
+if [ "$ONLY" = shards ]; then
+	shards_section | tee "$WORK/shards-section.md"
+	exit 0
+fi
 model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 lwsv=$(dpkg-query -W -f='${Version}' libwebsockets17 2> /dev/null)
 mosqv=$(dpkg-query -W -f='${Version}' mosquitto 2> /dev/null)
@@ -667,6 +718,9 @@ bcline() { # active
 		\`anonymous\`, so the broker runs with \`plugin_opt_max_connections 0\` and
 		\`plugin_opt_max_connections_per_user 0\` (bench/lib.sh); the soak test keeps the defaults.
 
+	EOF
+	shards_section
+	cat <<- EOF
 		## Targets (issue 5)
 
 		| target | measured (mosquitto-cable) | verdict |
@@ -744,7 +798,8 @@ bcline() { # active
 
 		### Wildcard streams that do not match
 
-		One browser on \`bench/all\` at saturation (W = 32), while a second, idle generator
+		One browser on \`bench/all\` at saturation (W = 32), on a broker with $WILD_THREADS gateway
+		shard (so every decoy is in the browser's index), while a second, idle generator
 		holds D subscriptions to SensorChannel, each its own wildcard stream
 		\`sites/d<i>-<k>/sensors/#\` that no message matches (50 per connection). Before the
 		topic tree the gateway tried every wildcard filter for every message.
@@ -767,13 +822,15 @@ bcline() { # active
 
 		| server | RSS per connection | × | kernel slab growth per connection (both ends) | kernel socket buffers per connection | idle CPU (all connections) | CPU µs per connection per s |
 		|---|---|---|---|---|---|---|
-		| mosquitto-cable | $(kb "$(get idle-cable bytes_per_conn)") | | $(kb "$(get idle-cable slab_bytes_per_conn)") | $(f0 "$(get idle-cable sock_mem_bytes_per_conn)") B | $(get idle-cable server_cpu_pct) % | $(get idle-cable cpu_us_per_conn_per_s) |
+		| mosquitto-cable (2 shards) | $(kb "$(get idle-cable bytes_per_conn)") | | $(kb "$(get idle-cable slab_bytes_per_conn)") | $(f0 "$(get idle-cable sock_mem_bytes_per_conn)") B | $(get idle-cable server_cpu_pct) % | $(get idle-cable cpu_us_per_conn_per_s) |
+		| mosquitto-cable (1 shard) | $(kb "$(get idle-cable-t1 bytes_per_conn)") | | $(kb "$(get idle-cable-t1 slab_bytes_per_conn)") | $(f0 "$(get idle-cable-t1 sock_mem_bytes_per_conn)") B | $(gv idle-cable-t1 server_cpu_pct) % | $(gv idle-cable-t1 cpu_us_per_conn_per_s) |
 		| mosquitto MQTT/WS | $(kb "$(get idle-mqtt bytes_per_conn)") | $(adv "$(get idle-cable bytes_per_conn)" "$(get idle-mqtt bytes_per_conn)" lower) | $(kb "$(get idle-mqtt slab_bytes_per_conn)") | $(f0 "$(get idle-mqtt sock_mem_bytes_per_conn)") B | $(get idle-mqtt server_cpu_pct) % | $(get idle-mqtt cpu_us_per_conn_per_s) |
 		| Rails ActionCable | $(kb "$(get idle-rails bytes_per_conn)") | $(adv "$(get idle-cable bytes_per_conn)" "$(get idle-rails bytes_per_conn)" lower) | $(kb "$(get idle-rails slab_bytes_per_conn)") | $(f0 "$(get idle-rails sock_mem_bytes_per_conn)") B | $(get idle-rails server_cpu_pct) % | $(get idle-rails cpu_us_per_conn_per_s) |
 
 		## (e) Connection storm ($STORM at once)
 
-		All connections are started together (256 per event-loop turn); the time is from
+		All connections are started together (256 per event-loop turn), against
+		$DEF_THREADS gateway shards (their spread: see the shards section); the time is from
 		the connect call to the first \`welcome\` (CONNACK for MQTT). The hard nofile limit
 		of $HN on each side bounds the size.
 
@@ -799,9 +856,9 @@ bcline() { # active
 	lv_section
 	ext_section
 	if [ -s "$WORK/perf-dso.txt" ]; then
-		echo "## Where the gateway thread's time goes (perf, saturated fan-out at $BIG)"
+		echo "## Where the gateway threads' time goes (perf, saturated fan-out at $BIG)"
 		echo
-		echo "\`perf record -g -t <gateway thread>\` for 4 s during a saturated run. By object:"
+		echo "\`perf record -g -t <gateway threads>\` ($DEF_THREADS shards) for 4 s during a saturated run. By object:"
 		echo
 		echo '```'
 		cat "$WORK/perf-dso.txt"
@@ -816,9 +873,10 @@ bcline() { # active
 	fi
 	grep -q " label=sys-tp-1000 " "$RESULTS" && sys_section
 	if [ -s "$WORK/events.txt" ]; then
-		echo "## Broker exits during runs"
+		echo "## Failed phases and broker exits"
 		echo
-		echo "The figures of these runs are not valid: the broker went away while they ran."
+		echo "The figures of these runs are missing or not valid: a phase could not run, a run"
+		echo "gave no result, or the broker went away while it ran."
 		echo
 		sed 's/^/* /' "$WORK/events.txt"
 		echo
