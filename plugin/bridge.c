@@ -177,19 +177,28 @@ static void handle(struct gw *gw, struct cable_msg *m)
  * inbox has room (shards_have_room): a slow shard then makes the broker's queue fill,
  * and device messages are dropped there, for every browser alike and counted, as with
  * one shard; what shard 0 forwards (forced) overshoots an inbox by one take at most.
- * Returns whether more waits that a wake-up will not announce.
  */
-static bool take_queued(struct gw *gw)
+static void take_queued(struct gw *gw)
 {
-	size_t waiting = 0;
-
 	if (gw->shard == 0 && shards_have_room(gw))
 		backlog_append(&gw->bridge, cable_queue_take_all(&gw->link->to_gateway, NULL));
 	backlog_append(&gw->bridge, cable_queue_take_all(&gw->inbox, NULL));
 	shards_room_made(gw);
-	if (gw->shard == 0 && !atomic_load(&gw->hub->sequencer_waiting))
-		cable_queue_stats(&gw->link->to_gateway, &waiting, NULL);
-	return waiting > 0;
+}
+
+/*
+ * Is something queued that no wake-up will announce? A push wakes a shard only when it
+ * finds the queue empty, and what arrived while the backlog was being handled found it
+ * not empty. (Shard 0 waiting for room in another shard's inbox is woken by that shard.)
+ */
+static bool queued_unannounced(struct gw *gw)
+{
+	size_t n = 0;
+
+	cable_queue_stats(&gw->inbox, &n, NULL);
+	if (n == 0 && gw->shard == 0 && !atomic_load(&gw->hub->sequencer_waiting))
+		cable_queue_stats(&gw->link->to_gateway, &n, NULL);
+	return n > 0;
 }
 
 /*
@@ -200,14 +209,13 @@ static bool take_queued(struct gw *gw)
 void drain_inbox(struct gw *gw, bool from_timer)
 {
 	struct cable_msg *m, *next;
-	bool more = false;
 	int n = 0;
 
 	outbound_hold(gw); /* the frames queued below are written at the end, in one go */
 	if (gw->bridge.backlog_pending && !from_timer)
 		goto resume_paused;
 	if (gw->bridge.backlog == NULL)
-		more = take_queued(gw);
+		take_queued(gw);
 	for (m = gw->bridge.backlog; m && n < INBOX_BATCH; m = next, n++) {
 		next = m->next;
 		handle(gw, m);
@@ -216,7 +224,7 @@ void drain_inbox(struct gw *gw, bool from_timer)
 	if (m == NULL)
 		gw->bridge.backlog_tail = NULL;
 	/* come back after this round's writes (timers run before the poll) */
-	gw->bridge.backlog_pending = m != NULL || more;
+	gw->bridge.backlog_pending = m != NULL || queued_unannounced(gw);
 	if (gw->bridge.backlog_pending)
 		gw_schedule(gw, &gw->bridge.inbox_sul, inbox_continue, 1);
 resume_paused:
