@@ -18,6 +18,7 @@
 #   SOAK_SETTLE=15       seconds after the last browser left before memory is read
 #   SOAK_SEED=1          random seed (the same seed gives the same choices)
 #   SOAK_ARGS="..."      more cable-soak options (cable-soak --help)
+#   SOAK_THREADS=n       plugin_opt_threads (default: the plugin's, one per CPU)
 #   SOAK_LOG=file        also keep the full output here
 #   SOAK_PRIORITY=0      do not raise this session's CPU priority (as bench/run.sh)
 #   SOAK_HEAP=0          skip the heap diagnostics (needs gdb): glibc's malloc_stats() in
@@ -74,7 +75,7 @@ heap_total() { # LABEL system|in_use -> KiB over all arenas
 }
 
 prepare_work
-start_broker jwt || exit 2
+start_broker jwt ${SOAK_THREADS:-} || exit 2
 sleep 1
 [ "$HEAP" = 1 ] && heap_stats before
 echo "soak: broker pid $BROKER_PID, ws://127.0.0.1:$CABLE_PORT/cable (JWT), MQTT $MQTT_PORT;" \
