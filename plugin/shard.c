@@ -82,15 +82,19 @@ static void shared_msg_put(struct shared_msg *sm)
 }
 
 /* Gateway thread of each shard: fan out one sequenced message, then its answer. */
-static void dispatch_here(struct gw *gw, void *arg)
+static void fan_out_here(struct gw *gw, const struct cable_msg *m)
 {
-	struct shared_msg *sm = arg;
-	const struct cable_msg *m = sm->m;
-
 	fanout_dispatch(&gw->index, m);
 	/* acknowledged after its fan-out, by the shard of the performing browser */
 	if (m->answer && shard_for_answer(gw, m) == gw)
 		answer_from_broker(gw, m);
+}
+
+static void dispatch_here(struct gw *gw, void *arg)
+{
+	struct shared_msg *sm = arg;
+
+	fan_out_here(gw, sm->m);
 	shared_msg_put(sm);
 }
 
@@ -106,12 +110,10 @@ void shards_dispatch(struct gw *gw, struct cable_msg *m)
 	struct shared_msg *sm;
 
 	if (m->seq == 0)
-		m->seq = ++hub->seq;
+		m->seq = shard_next_seq(gw);
 	ext_record(gw, m); /* history once, in this order; m->offset for every shard */
 	if (hub->n == 1) { /* nothing to share: no allocation */
-		fanout_dispatch(&gw->index, m);
-		if (m->answer)
-			answer_from_broker(gw, m);
+		fan_out_here(gw, m);
 		cable_msg_free(m);
 		return;
 	}
